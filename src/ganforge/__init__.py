@@ -1,0 +1,20 @@
+"""ganforge: train, diagnose, evaluate and use Generative Adversarial Networks."""
+
+from ganforge.config import Config, config_from_dict, load_preset
+from ganforge.sampling import generate
+from ganforge.train.checkpoint import load_checkpoint, load_generator
+from ganforge.train.trainer import Trainer, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "Trainer",
+    "__version__",
+    "config_from_dict",
+    "generate",
+    "load_checkpoint",
+    "load_generator",
+    "load_preset",
+    "train",
+]

@@ -1,0 +1,148 @@
+"""The `ganforge` command line: subcommands only, each a thin call into the library.
+
+Every user-facing error ends as one line `ganforge: error: ...` on stderr and exit status 2; `--debug`
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ganforge.errors import GanforgeError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ganforge import config as C
+    from ganforge.train.trainer import train
+
+    if args.resume:
+        if args.preset or args.dataset or args.set or args.config or args.out or args.data_root:
+            raise GanforgeError("--resume continues a run with its own config; only --steps/--epochs may change")
+        run_dir = Path(args.resume)
+        raw = C.load_config_file(run_dir / "config.yaml")
+    else:
+        raw = C.load_preset(args.preset or "default")
+        if args.config:
+            raw = C.merge(raw, C.load_config_file(args.config))
+    if args.dataset:
+        C.apply_override(raw, f"data.name={args.dataset}")
+    if args.data_root:
+        raw.setdefault("data", {})["root"] = args.data_root
+    if args.steps is not None:
+        raw.setdefault("train", {})["steps"] = args.steps
+        raw["train"]["epochs"] = None
+    if args.epochs is not None:
+        raw.setdefault("train", {})["epochs"] = args.epochs
+    if args.seed is not None:
+        raw.setdefault("train", {})["seed"] = args.seed
+    if args.no_progress:
+        raw.setdefault("train", {})["progress"] = False
+    for assignment in args.set or []:
+        C.apply_override(raw, assignment)
+    cfg = C.config_from_dict(raw)
+    if args.dry_run:
+        print(cfg.to_yaml(), end="")
+        return 0
+    if not args.resume:
+        run_dir = Path(args.out) if args.out else Path("runs") / f"{args.preset or 'default'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = train(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite)
+    grids = sorted((result.run_dir / "samples").glob("*.png"))
+    print(f"run directory: {result.run_dir}  (steps: {result.step}"
+          + (f", stopped early: {result.stopped_by}" if result.stopped_by else "") + ")")
+    if grids:
+        print(f"last sample grid: {grids[-1]}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from ganforge.sampling import generate, write_outputs
+    from ganforge.train.checkpoint import load_generator
+
+    if args.num <= 0:
+        raise GanforgeError(f"--num must be > 0, got {args.num}")
+    generator = load_generator(args.checkpoint, use_ema=not args.no_ema)
+    labels = None
+    if args.label is not None:
+        if not generator.num_classes:
+            raise GanforgeError("--label needs a conditional generator; this one is unconditional")
+        if not 0 <= args.label < generator.num_classes:
+            raise GanforgeError(f"--label must be in [0, {generator.num_classes - 1}], got {args.label}")
+        import torch
+
+        labels = torch.full((args.num,), args.label, dtype=torch.long)
+    samples = generate(generator, args.num, seed=args.seed, batch_size=args.batch_size, labels=labels)
+    paths = write_outputs(samples, Path(args.out), fmt=args.format, grid=args.grid, overwrite=args.overwrite)
+    print(f"wrote {args.num} samples to {paths[0] if len(paths) == 1 else Path(args.out)}")
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from ganforge.config import preset_description, preset_names
+
+    names = preset_names()
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {preset_description(name)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganforge", description="Train, evaluate and use GANs.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a GAN (default: DCGAN on scikit-learn's digits, offline)")
+    p.add_argument("--preset", help="preset name (see `ganforge presets`); default: default")
+    p.add_argument("--config", help="a YAML config file merged over the preset")
+    p.add_argument("--dataset", help="dataset name, e.g. digits, mnist, fashion-mnist, cifar10, ring, grid, folder")
+    p.add_argument("--data-root", help="folder with the dataset files (the image folder for `folder`)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--steps", type=int, help="training steps (with --resume: total steps to reach)")
+    group.add_argument("--epochs", type=float, help="training epochs (overrides steps)")
+    p.add_argument("--out", help="run directory (default: runs/PRESET-TIMESTAMP)")
+    p.add_argument("--seed", type=int, help="seed for weights, data order and noise")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. train.lr_g=2e-4")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("generate", help="write samples from a checkpoint (no dataset needed)")
+    p.add_argument("checkpoint", help="a run directory or a checkpoint file")
+    p.add_argument("--num", type=int, default=64, help="how many samples")
+    p.add_argument("--out", required=True, help="output directory (or .npz / .png file)")
+    p.add_argument("--format", default="png", choices=["png", "npz"], help="PNG files or one .npz")
+    p.add_argument("--grid", action="store_true", help="one grid image instead of one PNG per sample")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same samples)")
+    p.add_argument("--label", type=int, help="class to generate (conditional models)")
+    p.add_argument("--batch-size", type=int, default=256, help="generation batch size")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(func=_generate)
+
+    p = sub.add_parser("presets", help="list the presets")
+    p.set_defaults(func=_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except GanforgeError as err:
+        if args.debug:
+            raise
+        print(f"ganforge: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,350 @@
+"""The run configuration: dataclasses are the schema, YAML presets are only presets.
+
+A config has five sections (`data`, `model`, `loss`, `train`, `eval`) plus `health`. The `model` section is
+the chosen family's own config dataclass (each family file defines it), so every family validates its own
+keys. Values come from a preset, then dotted overrides (`train.lr_g=2e-4`); every value is type-checked and
+range-checked before training starts, and an unknown key is an error that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganforge.errors import ConfigError
+from ganforge.train.health import HealthConfig
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # dataset: see `ganforge.data.DATASETS` (ring, grid, spiral, digits, mnist, ...)
+    root: str | None = None  # folder with the files (the image folder itself for `folder`); None: cache dir
+    download: bool = True  # fetch missing files from the published mirrors (checksummed); off: files must exist
+    split: str = "train"  # "train" or "test" for datasets that have both
+    image_size: list[int] | None = None  # [H, W] (or [S]) to resize to; None: the dataset's own size
+    channels: int | None = None  # 1, 3 or 4; None: the dataset's own (folders: inferred)
+    resize: str = "resize"  # how a folder's images reach image_size: "resize" (stretch) or "center-crop"
+    limit: int | None = None  # use only the first N examples (quick experiments, tests)
+    num_points: int = 100_000  # toy 2D sets: how many points to draw once (a fixed, seeded sample)
+
+    def validate(self) -> None:
+        from ganforge.data import DATASETS
+
+        DATASETS[self.name]  # an unknown name raises an error listing the valid ones
+        if self.image_size is not None:
+            if len(self.image_size) not in (1, 2) or any(s <= 0 for s in self.image_size):
+                raise ConfigError(f"data.image_size must be [S] or [H, W] of positive ints, got {self.image_size}")
+        if self.channels is not None and self.channels not in (1, 3, 4):
+            raise ConfigError(f"data.channels must be 1, 3 or 4, got {self.channels}")
+        if self.resize not in ("resize", "center-crop"):
+            raise ConfigError(f"data.resize must be 'resize' or 'center-crop', got {self.resize!r}")
+        if self.split not in ("train", "test"):
+            raise ConfigError(f"data.split must be 'train' or 'test', got {self.split!r}")
+        _positive("data.limit", self.limit, allow_none=True)
+        _positive("data.num_points", self.num_points)
+
+
+@dataclass
+class LossConfig:
+    name: str = "nonsaturating"  # adversarial loss: see `ganforge.losses.LOSSES`
+    real_label: float = 1.0  # D's target for real data; 0.9 is one-sided label smoothing (Salimans 2016)
+    fake_label: float = 0.0  # D's target for fakes; 0.1 with real_label 0.9 is two-sided smoothing
+    regularizers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> params, e.g. gp: {weight: 10}
+    augment: dict[str, dict[str, Any]] = field(default_factory=dict)  # D-input transforms, e.g. diffaugment: {}
+
+    def validate(self) -> None:
+        from ganforge.augment import build_augment
+        from ganforge.losses import get_loss
+        from ganforge.regularizers import build_regularizers
+
+        for name, value in (("real_label", self.real_label), ("fake_label", self.fake_label)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"loss.{name} must be in [0, 1], got {value}")
+        # Building them checks names and parameters now, before any data is loaded.
+        get_loss(self.name, real_label=self.real_label, fake_label=self.fake_label)
+        build_regularizers(self.regularizers)
+        build_augment(self.augment)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64  # images per D and per G step
+    steps: int = 2000  # training steps; one step = n_critic D updates then n_gen G updates
+    epochs: float | None = None  # if set, overrides steps: epochs x (dataset size / batch size) D batches
+    lr_g: float = 2e-4  # generator learning rate
+    lr_d: float = 2e-4  # discriminator learning rate (TTUR: set apart from lr_g)
+    betas_g: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam betas for G (DCGAN: beta1 0.5)
+    betas_d: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam betas for D
+    weight_decay: float = 0.0  # AdamW-style decoupled weight decay for both networks
+    n_critic: int = 1  # D updates per step (5 for WGAN), each on a fresh real batch
+    n_gen: int = 1  # G updates per step
+    lr_schedule: str = "constant"  # "constant", "linear" (decay to 0), "cosine" or "step"
+    lr_step_every: int = 1000  # for "step": multiply the LRs by lr_step_gamma every this many steps
+    lr_step_gamma: float = 0.5  # for "step": the factor
+    ema_kimg: float = 0.0  # EMA of G weights, half-life in thousands of images; 0 disables the EMA
+    seed: int = 0  # one seed controls weights, data order, noise and sampling
+    device: str = "auto"  # "auto" (cuda, then mps, then cpu), or a torch device string
+    amp: str = "none"  # mixed precision on CUDA: "none", "bf16" or "fp16" (with a GradScaler)
+    compile: bool = False  # torch.compile G and D (worth it for long runs; slow to start)
+    channels_last: bool = False  # NHWC memory layout for conv nets (faster on some GPUs and CPUs)
+    log_every: int = 50  # steps per tick: stats are gathered, logged and checked for health once per tick
+    sample_every: int = 500  # steps between fixed-noise sample grids (also written at the end)
+    checkpoint_every: int = 1000  # steps between checkpoints (also written at the end)
+    keep_checkpoints: int = 3  # how many step checkpoints to keep besides `last` and `best`
+    num_samples: int = 64  # images in each sample grid (fixed noise, so grids are comparable)
+    tensorboard: bool = False  # also write TensorBoard event files to RUN_DIR/tb
+    progress: bool = True  # show a progress bar with losses and images/s
+
+    def validate(self) -> None:
+        for name in ("batch_size", "steps", "n_critic", "n_gen", "log_every", "sample_every",
+                     "checkpoint_every", "num_samples", "lr_step_every"):
+            _positive(f"train.{name}", getattr(self, name))
+        if self.keep_checkpoints < 0:
+            raise ConfigError(f"train.keep_checkpoints must be >= 0, got {self.keep_checkpoints}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ConfigError(f"train.epochs must be > 0, got {self.epochs}")
+        for name in ("lr_g", "lr_d"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"train.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("betas_g", "betas_d"):
+            betas = getattr(self, name)
+            if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+                raise ConfigError(f"train.{name} must be two numbers in [0, 1), got {betas}")
+        if self.lr_schedule not in ("constant", "linear", "cosine", "step"):
+            raise ConfigError(f"train.lr_schedule must be constant, linear, cosine or step, got {self.lr_schedule!r}")
+        if self.amp not in ("none", "bf16", "fp16"):
+            raise ConfigError(f"train.amp must be none, bf16 or fp16, got {self.amp!r}")
+        if self.ema_kimg < 0 or self.weight_decay < 0:
+            raise ConfigError("train.ema_kimg and train.weight_decay must be >= 0")
+
+
+@dataclass
+class EvalConfig:
+    every: int = 0  # steps between evaluations during training; 0 disables periodic evaluation
+    metrics: list[str] = field(default_factory=list)  # metric names, e.g. [fid, kid] or [modes] for toy data
+    num: int = 2000  # generated samples per evaluation
+    features: str = "domain"  # feature extractor for image metrics: "domain" (fast CPU classifier) or "inception"
+    best_metric: str | None = None  # keep a `best` checkpoint by this metric (lower is better for fid/kid)
+    patience: int = 0  # stop after this many evaluations without improving best_metric; 0: never stop early
+
+    def validate(self) -> None:
+        if self.every < 0 or self.patience < 0:
+            raise ConfigError("eval.every and eval.patience must be >= 0")
+        _positive("eval.num", self.num)
+        if self.features not in ("domain", "inception"):
+            raise ConfigError(f"eval.features must be 'domain' or 'inception', got {self.features!r}")
+        if self.best_metric is not None and self.best_metric not in self.metrics:
+            raise ConfigError(f"eval.best_metric {self.best_metric!r} must be one of eval.metrics {self.metrics}")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)  # what to train on
+    model: Any = None  # the family's own config dataclass (see ganforge.models); built from `model.family`
+    loss: LossConfig = field(default_factory=LossConfig)  # adversarial loss, regularizers, D augmentation
+    train: TrainConfig = field(default_factory=TrainConfig)  # optimisation, logging, checkpoints
+    eval: EvalConfig = field(default_factory=EvalConfig)  # periodic evaluation during training
+    health: HealthConfig = field(default_factory=HealthConfig)  # training-health monitor thresholds/actions
+
+    def validate(self) -> None:
+        for section in (self.data, self.model, self.loss, self.train, self.eval, self.health):
+            section.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------- building
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Build and validate a Config from plain data (a YAML document), rejecting unknown keys and bad types."""
+    from ganforge.models import FAMILIES  # families register their config classes on import
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+    raw = dict(raw)
+    model_raw = raw.pop("model", None) or {}
+    if not isinstance(model_raw, dict):
+        raise ConfigError("config section 'model' must be a mapping")
+    family_name = model_raw.get("family", "dcgan")
+    try:
+        family = FAMILIES[family_name]
+    except KeyError as err:
+        raise ConfigError(str(err)) from None
+    cfg = _build(Config, raw, "")
+    cfg.model = _build(family.config_class, model_raw, "model")
+    cfg.validate()
+    return cfg
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section {where or 'root'!r} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown config key {key!r}; valid keys here: {', '.join(sorted(fields))}")
+    values = {}
+    for name, value in raw.items():
+        key = f"{where}.{name}" if where else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value if value is not None else {}, key)
+        elif name == "model" and cls is Config:
+            continue  # built separately from the family's own config class
+        else:
+            values[name] = _coerce(value, hint, key)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against a type hint (ints are accepted for floats); raise ConfigError naming `key`."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"config key {key!r} has a bad value {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        return {
+            _coerce(k, args[0], key): _coerce(v if v is not None else {}, args[1], f"{key}.{k}") for k, v in value.items()
+        } if args else dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
+            return value
+        raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
+    return value
+
+
+def _positive(key: str, value: int | None, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value <= 0:
+        raise ConfigError(f"{key} must be > 0, got {value}")
+
+
+# ---------------------------------------------------------------------------------------- presets, overrides
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("ganforge.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(names)}")
+    text = resources.files("ganforge.presets").joinpath(f"{name}.yaml").read_text()
+    return parse_yaml(text, f"preset {name}")
+
+
+def preset_description(name: str) -> str:
+    """The preset file's first comment line: what `ganforge presets` prints beside the name."""
+    text = resources.files("ganforge.presets").joinpath(f"{name}.yaml").read_text()
+    first = text.splitlines()[0] if text else ""
+    return first.lstrip("# ").strip() if first.startswith("#") else ""
+
+
+def parse_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must be a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
+    return parse_yaml(text, f"config {path}")
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one `section.key=value` override in place; the value is parsed as YAML (2e-4, true, [1, 2])."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} must look like section.key=value")
+    dotted, text = assignment.split("=", 1)
+    parts = dotted.strip().split(".")
+    if len(parts) < 2 or not all(parts):
+        raise ConfigError(f"override key {dotted!r} must be section.key (e.g. train.lr_g)")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `update` into a copy of `base` (sections merge key by key; other values replace)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,158 @@
+"""DCGAN family: the classic DCGAN (Radford et al. 2016) at any power-of-two-ish size, and seed 001's.
+
+`dcgan`: G projects z to a (W*2^k, h0, w0) map and doubles it k times with 4x4 stride-2 transposed convs
+(batch norm + ReLU), ending in tanh; D mirrors it with stride-2 convs and LeakyReLU(0.2), no batch norm on
+its first layer. Channels and resolution come from the data; non-square sizes work.
+
+`seed001`: exactly seed 001's Keras model: Dense -> 7x7x256, ConvT 128 (5x5, stride 1), ConvT 64 (stride 2),
+ConvT C (stride 2, tanh), with ReLU then batch norm; D: Conv 64 / 128 (5x5, stride 2), LeakyReLU then batch
+norm, Dense 1 on logits. Keras defaults are kept (LeakyReLU slope 0.3, batch-norm eps 1e-3, momentum 0.99).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from ganforge.errors import ConfigError
+from ganforge.models.base import (
+    FAMILIES,
+    DataSpec,
+    Discriminator,
+    Family,
+    Generator,
+    ModelConfig,
+    init_dcgan_weights,
+    num_upsamplings,
+)
+from ganforge.nn.spectral import apply_spectral_norm
+
+
+@dataclass
+class DCGANConfig(ModelConfig):
+    family: str = "dcgan"  # classic DCGAN
+    g_channels: int = 64  # G width at full resolution (ngf); doubles per halving of resolution
+    d_channels: int = 64  # D width at full resolution (ndf); doubles per halving of resolution
+    max_channels: int = 512  # cap on any layer's width
+    d_batchnorm: bool = True  # batch norm in D (off for WGAN-GP, whose penalty is per-sample)
+
+    def validate(self) -> None:
+        super().validate()
+        if min(self.g_channels, self.d_channels, self.max_channels) <= 0:
+            raise ConfigError("model.g_channels, d_channels and max_channels must be > 0")
+
+
+class DCGANGenerator(Generator):
+    def __init__(self, *, config: DCGANConfig, spec: DataSpec) -> None:
+        super().__init__(config=config, spec=spec)
+        if not spec.is_image:
+            raise ConfigError("the dcgan family needs image data; use model.family=mlp for points")
+        channels, height, width = spec.shape
+        k = num_upsamplings((height, width))
+        self.start = (height >> k, width >> k)
+        widths = [min(config.g_channels * 2 ** (k - i), config.max_channels) for i in range(k + 1)]
+        self.project = nn.Sequential(  # z -> (widths[0], h0, w0): the 4x4 "ConvT from 1x1" of DCGAN
+            nn.Linear(config.latent_dim, widths[0] * self.start[0] * self.start[1], bias=False),
+        )
+        self.project_norm = nn.Sequential(nn.BatchNorm2d(widths[0]), nn.ReLU(True))
+        blocks: list[nn.Module] = []
+        for i in range(k):
+            last = i == k - 1
+            out = channels if last else widths[i + 1]
+            blocks.append(nn.ConvTranspose2d(widths[i], out, 4, 2, 1, bias=last))
+            blocks += [nn.Tanh()] if last else [nn.BatchNorm2d(out), nn.ReLU(True)]
+        if k == 0:  # tiny images: a single 3x3 conv to the output channels
+            blocks = [nn.Conv2d(widths[0], channels, 3, 1, 1), nn.Tanh()]
+        self.blocks = nn.Sequential(*blocks)
+        init_dcgan_weights(self)
+        if config.g_spectral_norm:
+            apply_spectral_norm(self)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        h = self.project(self.condition(z, labels)).view(z.shape[0], -1, *self.start)  # (B, W0, h0, w0)
+        return self.blocks(self.project_norm(h))  # (B, C, H, W)
+
+
+def dcgan_trunk(config: DCGANConfig):
+    def build(in_shape: tuple[int, ...]) -> nn.Module:
+        channels, height, width = in_shape
+        k = num_upsamplings((height, width))
+        layers: list[nn.Module] = []
+        c_in = channels
+        for i in range(k):
+            c_out = min(config.d_channels * 2**i, config.max_channels)
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not (config.d_batchnorm and i > 0)))
+            if config.d_batchnorm and i > 0:  # DCGAN: no batch norm on D's input layer
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            c_in = c_out
+        if k == 0:
+            layers += [nn.Conv2d(c_in, config.d_channels, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True)]
+        trunk = nn.Sequential(*layers)  # (B, W_k, h0, w0)
+        init_dcgan_weights(trunk)
+        return trunk
+
+    return build
+
+
+@dataclass
+class Seed001Config(ModelConfig):
+    family: str = "seed001"  # seed 001's Keras DCGAN for 28x28 MNIST
+    latent_dim: int = 100  # seed 001: NOISE_DIM = 100
+
+
+class Seed001Generator(Generator):
+    def __init__(self, *, config: Seed001Config, spec: DataSpec) -> None:
+        super().__init__(config=config, spec=spec)
+        if not spec.is_image or spec.shape[1] % 4 or spec.shape[2] % 4:
+            raise ConfigError(f"seed001 needs images with sides divisible by 4 (e.g. 28x28), got {spec.shape}")
+        channels, height, width = spec.shape
+        self.start = (height // 4, width // 4)
+        self.dense = nn.Sequential(nn.Linear(config.latent_dim, 256 * self.start[0] * self.start[1]), nn.ReLU())
+        self.convs = nn.Sequential(
+            nn.ConvTranspose2d(256, 128, 5, 1, 2), nn.ReLU(), _keras_bn(128),  # (B, 128, H/4, W/4)
+            nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1), nn.ReLU(), _keras_bn(64),  # (B, 64, H/2, W/2)
+            nn.ConvTranspose2d(64, channels, 5, 2, 2, output_padding=1), nn.Tanh(),  # (B, C, H, W)
+        )
+        if config.g_spectral_norm:
+            apply_spectral_norm(self)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        h = self.dense(self.condition(z, labels)).view(z.shape[0], 256, *self.start)
+        return self.convs(h)
+
+
+def seed001_trunk(config: Seed001Config):
+    def build(in_shape: tuple[int, ...]) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(in_shape[0], 64, 5, 2, 2), nn.LeakyReLU(0.3), _keras_bn(64),  # (B, 64, H/2, W/2)
+            nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(0.3), _keras_bn(128),  # (B, 128, H/4, W/4)
+        )
+
+    return build
+
+
+def _keras_bn(channels: int) -> nn.BatchNorm2d:
+    # Keras BatchNormalization defaults: epsilon 1e-3, moving-average momentum 0.99 (= torch momentum 0.01).
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+
+
+FAMILIES.register("dcgan")(
+    Family(
+        name="dcgan",
+        config_class=DCGANConfig,
+        build_generator=lambda cfg, spec: DCGANGenerator(config=cfg, spec=spec),
+        build_discriminator=lambda cfg, spec: Discriminator(config=cfg, spec=spec, trunk=dcgan_trunk(cfg)),
+        description="classic DCGAN (Radford et al.), size and channels from the data",
+    )
+)
+FAMILIES.register("seed001")(
+    Family(
+        name="seed001",
+        config_class=Seed001Config,
+        build_generator=lambda cfg, spec: Seed001Generator(config=cfg, spec=spec),
+        build_discriminator=lambda cfg, spec: Discriminator(config=cfg, spec=spec, trunk=seed001_trunk(cfg)),
+        description="seed 001's Keras DCGAN: Dense->7x7x256, ConvT 128/64/C, batch 256, Adam 1e-4",
+    )
+)

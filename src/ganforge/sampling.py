@@ -1,0 +1,115 @@
+"""Noise -> samples: batched generation, sample grids (images or 2D scatter plots), PNG/NPZ export."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torchvision.utils import make_grid, save_image
+
+from ganforge.errors import GanforgeError
+
+
+@torch.no_grad()
+def generate(generator: nn.Module, num: int, *, seed: int = 0, batch_size: int = 256,
+             labels: Tensor | None = None, device: str | torch.device | None = None) -> Tensor:
+    """`num` samples on the CPU, reproducible from `seed` (its own RNG: the global stream is untouched).
+
+    Images come back as uint8 (N, C, H, W); points as float32 (N, D). Conditional generators get `labels`
+    (N,) or, if None, classes cycling 0, 1, 2, ...
+    """
+    device = device or next(generator.parameters()).device
+    rng = torch.Generator().manual_seed(seed)
+    num_classes = getattr(generator, "num_classes", 0)
+    if num_classes and labels is None:
+        labels = torch.arange(num) % num_classes
+    out = []
+    for start in range(0, num, batch_size):
+        n = min(batch_size, num - start)
+        z = generator.sample_latent(n, generator=rng).to(device)
+        y = None if labels is None else labels[start : start + n].to(device)
+        out.append(to_output(generator(z, y).float().cpu(), generator.spec.is_image))
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def to_output(samples: Tensor, is_image: bool) -> Tensor:
+    """Model space -> user space: [-1, 1] images to uint8; points unchanged."""
+    if not is_image:
+        return samples
+    return samples.add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def points_image(points: Tensor, real_points: Tensor | None = None, *, size: int = 384) -> Tensor:
+    """A scatter plot as an image (3, size, size): real data in grey, samples in red, no plotting library."""
+    ref = real_points if real_points is not None else points
+    finite = points[torch.isfinite(points).all(1)]
+    lo = torch.minimum(ref.min(0).values, finite.min(0).values if len(finite) else ref.min(0).values)
+    hi = torch.maximum(ref.max(0).values, finite.max(0).values if len(finite) else ref.max(0).values)
+    pad = (hi - lo).clamp_min(1e-3) * 0.08
+    lo, hi = lo - pad, hi + pad
+    canvas = torch.ones(3, size, size)
+
+    def plot(p: Tensor, color: tuple[float, float, float]) -> None:
+        p = p[torch.isfinite(p).all(1)]
+        xy = ((p - lo) / (hi - lo) * (size - 1)).round().long().clamp(0, size - 1)
+        for dx in (0, 1):  # 2x2 dots stay visible in a downscaled view
+            for dy in (0, 1):
+                cols = (xy[:, 0] + dx).clamp(max=size - 1)
+                rows = (size - 1 - xy[:, 1] - dy).clamp(min=0)
+                for c in range(3):
+                    canvas[c, rows, cols] = color[c]
+
+    if real_points is not None:
+        plot(real_points[:, :2].float(), (0.75, 0.75, 0.75))
+    plot(points[:, :2].float(), (0.85, 0.1, 0.1))
+    return canvas
+
+
+def save_samples(samples: Tensor, path: Path, *, real_points: Tensor | None = None) -> None:
+    """A grid PNG of images in [-1, 1], or a scatter PNG of points."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if samples.ndim == 4:
+        save_image(samples, path, nrow=int(math.ceil(math.sqrt(len(samples)))), normalize=True,
+                   value_range=(-1, 1))
+    else:
+        save_image(points_image(samples, real_points), path)
+
+
+def write_outputs(samples: Tensor, out: Path, *, fmt: str, grid: bool, overwrite: bool) -> list[Path]:
+    """Write user-space samples (uint8 images or points) as PNG files, one grid PNG, or one .npz."""
+    is_image = samples.ndim == 4
+    if fmt == "npz":
+        target = out if out.suffix == ".npz" else out / "samples.npz"
+        _refuse_existing(target, overwrite)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(target, **{"images" if is_image else "points": samples.numpy()})
+        return [target]
+    if fmt != "png":
+        raise GanforgeError(f"unknown format {fmt!r}; valid: png, npz")
+    if grid or not is_image:
+        target = out if out.suffix == ".png" else out / "grid.png"
+        _refuse_existing(target, overwrite)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if is_image:
+            save_image(make_grid(samples.float() / 255.0, nrow=int(math.ceil(math.sqrt(len(samples))))), target)
+        else:
+            save_image(points_image(samples), target)
+        return [target]
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise GanforgeError(f"output directory {out} is not empty; pass --overwrite to write into it")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    width = max(6, len(str(len(samples))))
+    for i, image in enumerate(samples):
+        p = out / f"{i:0{width}d}.png"
+        save_image(image.float() / 255.0, p)
+        paths.append(p)
+    return paths
+
+
+def _refuse_existing(target: Path, overwrite: bool) -> None:
+    if target.exists() and not overwrite:
+        raise GanforgeError(f"{target} exists; pass --overwrite to replace it")

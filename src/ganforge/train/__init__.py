@@ -1,0 +1,1 @@
+"""Training: the phase loop, checkpoints, EMA, stats and the health monitor."""

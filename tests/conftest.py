@@ -1,0 +1,40 @@
+"""Shared fixtures: the real data beside the repo (../shared), tiny configs, a clean cache per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GANFORGE_SHARED", REPO.parent / "shared"))
+SHARED_DATA = SHARED / "data"
+INCEPTION = SHARED / "models" / "inception-2015-12-05.pt"
+
+# Tiny test models gain nothing from a second thread, and OpenMP spin-waits make them crawl on a busy machine.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's ~/.cache: each session gets its own cache directory."""
+    if "GANFORGE_CACHE" not in os.environ:
+        monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def tiny_config(**sections):
+    """A config dict for a fast run: small MLP on the ring, or whatever the sections override."""
+    from ganforge.config import merge
+
+    base = {
+        "data": {"name": "ring", "num_points": 2048},
+        "model": {"family": "mlp", "latent_dim": 4, "g_hidden": 32, "g_layers": 2, "d_hidden": 32, "d_layers": 2},
+        "loss": {"name": "nonsaturating"},
+        "train": {"batch_size": 64, "steps": 40, "log_every": 10, "sample_every": 20, "checkpoint_every": 20,
+                  "progress": False, "lr_g": 1e-3, "lr_d": 1e-3},
+    }
+    if "model" in sections:  # another family: its keys replace the MLP's instead of merging with them
+        base["model"] = {}
+    return merge(base, sections)
