@@ -210,6 +210,13 @@ def test_loss_explosion_is_divergence() -> None:
     assert "loss_g 500" in fired[0].message and fired[0].action == "warn"
 
 
+def test_a_run_born_diverged_is_caught_by_the_absolute_limit() -> None:
+    # No sane history to compare with: the losses were huge from the first tick.
+    fired = run(HealthMonitor(HealthConfig()), with_overrides(healthy_stream(3), loss_d=1e20))
+    assert names(fired) == ["divergence"] and fired[0].step == LOG_EVERY
+    assert "above the limit" in fired[0].message
+
+
 def test_rollbacks_until_the_budget_is_spent_then_stop() -> None:
     monitor = HealthMonitor(HealthConfig(on_divergence="rollback", max_rollbacks=2))
     nan_tick = {"loss_d": float("nan")}
@@ -321,6 +328,7 @@ def test_bad_state_is_a_checkpoint_error() -> None:
         ("oscillation_window", 4),
         ("oscillation_amplitude", 0.0),
         ("divergence_loss_factor", 1.0),
+        ("divergence_loss_limit", 0.0),
         ("loss_floor", 0.0),
         ("disabled", ["mode_colapse"]),
     ],
