@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import tiny_config
 
+from conftest import tiny_config
 from ganforge.cli import main
 from ganforge.config import config_from_dict
 from ganforge.errors import CheckpointError

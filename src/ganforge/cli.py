@@ -16,6 +16,7 @@ from ganforge.errors import GanforgeError
 
 def _train(args: argparse.Namespace) -> int:
     from ganforge import config as C
+    from ganforge.train import distributed
     from ganforge.train.trainer import train
 
     if args.resume:
@@ -46,9 +47,14 @@ def _train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(cfg.to_yaml(), end="")
         return 0
-    if not args.resume:
-        run_dir = Path(args.out) if args.out else Path("runs") / f"{args.preset or 'default'}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = train(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite)
+    with distributed.session(cfg.train.device) as dist_info:  # under torchrun: one DDP job; else a no-op
+        if not args.resume:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            run_dir = Path(args.out) if args.out else Path("runs") / f"{args.preset or 'default'}-{stamp}"
+            run_dir = distributed.broadcast_object(run_dir)  # one directory for all ranks: rank 0's clock
+        result = train(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite)
+    if not dist_info.is_main:
+        return 0
     grids = sorted((result.run_dir / "samples").glob("*.png"))
     print(f"run directory: {result.run_dir}  (steps: {result.step}"
           + (f", stopped early: {result.stopped_by}" if result.stopped_by else "") + ")")
@@ -138,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"ganforge: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the user's files and disks: full, read-only, missing, a folder where a file goes
+        if args.debug:
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        print(f"ganforge: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)

@@ -37,7 +37,7 @@ class DataConfig:
     def validate(self) -> None:
         from ganforge.data import DATASETS
 
-        DATASETS[self.name]  # an unknown name raises an error listing the valid ones
+        _keyed("data.name", lambda: DATASETS[self.name])  # an unknown name: an error listing the valid ones
         if self.image_size is not None:
             if len(self.image_size) not in (1, 2) or any(s <= 0 for s in self.image_size):
                 raise ConfigError(f"data.image_size must be [S] or [H, W] of positive ints, got {self.image_size}")
@@ -68,9 +68,9 @@ class LossConfig:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"loss.{name} must be in [0, 1], got {value}")
         # Building them checks names and parameters now, before any data is loaded.
-        get_loss(self.name, real_label=self.real_label, fake_label=self.fake_label)
-        build_regularizers(self.regularizers)
-        build_augment(self.augment)
+        _keyed("loss.name", lambda: get_loss(self.name, real_label=self.real_label, fake_label=self.fake_label))
+        _keyed("loss.regularizers", lambda: build_regularizers(self.regularizers))
+        _keyed("loss.augment", lambda: build_augment(self.augment))
 
 
 @dataclass
@@ -91,9 +91,13 @@ class TrainConfig:
     ema_kimg: float = 0.0  # EMA of G weights, half-life in thousands of images; 0 disables the EMA
     seed: int = 0  # one seed controls weights, data order, noise and sampling
     device: str = "auto"  # "auto" (cuda, then mps, then cpu), or a torch device string
-    amp: str = "none"  # mixed precision on CUDA: "none", "bf16" or "fp16" (with a GradScaler)
+    amp: str = "none"  # mixed precision: "none", "bf16" (CUDA or CPU) or "fp16" (CUDA only, with a GradScaler)
     compile: bool = False  # torch.compile G and D (worth it for long runs; slow to start)
+    compile_mode: str = "default"  # torch.compile mode: "default", "reduce-overhead" (CUDA graphs), "max-autotune"
     channels_last: bool = False  # NHWC memory layout for conv nets (faster on some GPUs and CPUs)
+    cpu_threads: int = 0  # torch intra-op threads on CPU; 0: torch's default. 1 is far faster for tiny models
+    g_reuse_fakes: bool = True  # with n_critic 1, G's step reuses D's fakes (one G forward per step, as Keras)
+    sync_batchnorm: bool = False  # under torchrun/DDP: batch-norm statistics over the global batch, not per rank
     log_every: int = 50  # steps per tick: stats are gathered, logged and checked for health once per tick
     sample_every: int = 500  # steps between fixed-noise sample grids (also written at the end)
     checkpoint_every: int = 1000  # steps between checkpoints (also written at the end)
@@ -106,6 +110,8 @@ class TrainConfig:
         for name in ("batch_size", "steps", "n_critic", "n_gen", "log_every", "sample_every",
                      "checkpoint_every", "num_samples", "lr_step_every"):
             _positive(f"train.{name}", getattr(self, name))
+        if not 0 <= self.seed < 2**32:  # torch seeds are 64-bit; the data order multiplies the seed by ~1e6
+            raise ConfigError(f"train.seed must be in [0, 2**32), got {self.seed}")
         if self.keep_checkpoints < 0:
             raise ConfigError(f"train.keep_checkpoints must be >= 0, got {self.keep_checkpoints}")
         if self.epochs is not None and self.epochs <= 0:
@@ -121,6 +127,11 @@ class TrainConfig:
             raise ConfigError(f"train.lr_schedule must be constant, linear, cosine or step, got {self.lr_schedule!r}")
         if self.amp not in ("none", "bf16", "fp16"):
             raise ConfigError(f"train.amp must be none, bf16 or fp16, got {self.amp!r}")
+        if self.compile_mode not in ("default", "reduce-overhead", "max-autotune"):
+            raise ConfigError(f"train.compile_mode must be default, reduce-overhead or max-autotune, "
+                              f"got {self.compile_mode!r}")
+        if self.cpu_threads < 0:
+            raise ConfigError(f"train.cpu_threads must be >= 0 (0: torch's default), got {self.cpu_threads}")
         if self.ema_kimg < 0 or self.weight_decay < 0:
             raise ConfigError("train.ema_kimg and train.weight_decay must be >= 0")
 
@@ -174,14 +185,14 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
     raw = dict(raw)
-    model_raw = raw.pop("model", None) or {}
+    model_raw = raw.pop("model", None)
+    model_raw = {} if model_raw is None else model_raw  # `model:` left empty: the defaults
     if not isinstance(model_raw, dict):
-        raise ConfigError("config section 'model' must be a mapping")
+        raise ConfigError(f"config section 'model' must be a mapping, got {type(model_raw).__name__}")
     family_name = model_raw.get("family", "dcgan")
-    try:
-        family = FAMILIES[family_name]
-    except KeyError as err:
-        raise ConfigError(str(err)) from None
+    if not isinstance(family_name, str):
+        raise ConfigError(f"config key 'model.family' must be a string, got {family_name!r}")
+    family = _keyed("model.family", lambda: FAMILIES[family_name])
     cfg = _build(Config, raw, "")
     cfg.model = _build(family.config_class, model_raw, "model")
     cfg.validate()
@@ -193,7 +204,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         raise ConfigError(f"config section {where or 'root'!r} must be a mapping, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - fields)
+    unknown = sorted(set(raw) - fields, key=str)  # YAML keys may be ints, None, ...: sort them as text
     if unknown:
         key = f"{where}.{unknown[0]}" if where else unknown[0]
         raise ConfigError(f"unknown config key {key!r}; valid keys here: {', '.join(sorted(fields))}")
@@ -235,9 +246,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
-        return {
-            _coerce(k, args[0], key): _coerce(v if v is not None else {}, args[1], f"{key}.{k}") for k, v in value.items()
-        } if args else dict(value)
+        if not args:
+            return dict(value)
+        return {_coerce(k, args[0], key): _coerce(v if v is not None else {}, args[1], f"{key}.{k}")
+                for k, v in value.items()}
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -263,6 +275,14 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return value
         raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
     return value
+
+
+def _keyed(key: str, build: typing.Callable[[], Any]) -> Any:
+    """Return build(); a ConfigError it raises (a registry lookup, a constructor) is prefixed with the key."""
+    try:
+        return build()
+    except ConfigError as err:
+        raise ConfigError(f"{key}: {err}") from None
 
 
 def _positive(key: str, value: int | None, *, allow_none: bool = False) -> None:
@@ -300,7 +320,8 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{source} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+        problem = str(getattr(err, "problem", None) or err).splitlines()[0]  # a ReaderError has no .problem
+        raise ConfigError(f"{source} is not valid YAML{where}: {problem}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -313,6 +334,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         text = Path(path).read_text()
     except OSError as err:
         raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config {path} is not UTF-8 text (byte {err.start}: {err.reason})") from None
     return parse_yaml(text, f"config {path}")
 
 

@@ -12,6 +12,7 @@ Input gradients use ``torch.autograd.grad(..., create_graph=True)`` so the penal
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -213,6 +214,10 @@ def instantiate(registry: Registry[type[T]], name: str, params: Mapping[str, Any
             f"{registry.kind} {name!r} has no parameter {', '.join(map(repr, unknown))}; "
             f"valid: {', '.join(accepted) or '(none)'}"
         )
+    from ganforge.config import _coerce  # the config schema's own type check: a bad value names its key
+
+    hints = typing.get_type_hints(cls.__init__)
+    params = {k: _coerce(v, hints[k], f"{name}.{k}") if k in hints else v for k, v in params.items()}
     return cls(**params)
 
 

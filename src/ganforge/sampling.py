@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchvision.utils import make_grid, save_image
 
 from ganforge.errors import GanforgeError
 
@@ -70,6 +69,8 @@ def points_image(points: Tensor, real_points: Tensor | None = None, *, size: int
 
 def save_samples(samples: Tensor, path: Path, *, real_points: Tensor | None = None) -> None:
     """A grid PNG of images in [-1, 1], or a scatter PNG of points."""
+    from torchvision.utils import save_image  # imported here: torchvision doubles the CLI's start-up time
+
     path.parent.mkdir(parents=True, exist_ok=True)
     if samples.ndim == 4:
         save_image(samples, path, nrow=int(math.ceil(math.sqrt(len(samples)))), normalize=True,
@@ -80,6 +81,8 @@ def save_samples(samples: Tensor, path: Path, *, real_points: Tensor | None = No
 
 def write_outputs(samples: Tensor, out: Path, *, fmt: str, grid: bool, overwrite: bool) -> list[Path]:
     """Write user-space samples (uint8 images or points) as PNG files, one grid PNG, or one .npz."""
+    from torchvision.utils import make_grid, save_image  # imported here: see save_samples
+
     is_image = samples.ndim == 4
     if fmt == "npz":
         target = out if out.suffix == ".npz" else out / "samples.npz"

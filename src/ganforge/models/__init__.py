@@ -1,6 +1,7 @@
 """Model families, one file each; importing this package registers them in FAMILIES."""
 
 from ganforge.models.base import FAMILIES, DataSpec, Discriminator, Family, Generator, ModelConfig
+
 from ganforge.models import mlp, dcgan  # noqa: E402,F401  isort: skip  (registers the families)
 
 __all__ = ["FAMILIES", "DataSpec", "Discriminator", "Family", "Generator", "ModelConfig"]

@@ -136,6 +136,9 @@ class Family:
     build_generator: Callable[[ModelConfig, DataSpec], Generator]
     build_discriminator: Callable[[ModelConfig, DataSpec], Discriminator]
     description: str = ""
+    # The training step: (StepContext, n_critic, n_gen) -> phases. None means the standard D-then-G pair;
+    # a family with other needs (InfoGAN's Q head, image-to-image pairs) supplies its own list here.
+    phases: Callable[..., list] | None = None
 
 
 FAMILIES: Registry[Family] = Registry("model family")

@@ -39,8 +39,9 @@ class DCGANConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        if min(self.g_channels, self.d_channels, self.max_channels) <= 0:
-            raise ConfigError("model.g_channels, d_channels and max_channels must be > 0")
+        for name in ("g_channels", "d_channels", "max_channels"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name} must be > 0, got {getattr(self, name)}")
 
 
 class DCGANGenerator(Generator):

@@ -27,8 +27,9 @@ class MLPConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        if min(self.g_hidden, self.g_layers, self.d_hidden, self.d_layers) <= 0:
-            raise ConfigError("model.g_hidden, g_layers, d_hidden and d_layers must be > 0")
+        for name in ("g_hidden", "g_layers", "d_hidden", "d_layers"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name} must be > 0, got {getattr(self, name)}")
         if not 0.0 <= self.d_dropout < 1.0:
             raise ConfigError(f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
 

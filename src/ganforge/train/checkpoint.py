@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from ganforge.errors import CheckpointError
 
@@ -75,9 +74,10 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         raise CheckpointError(
             f"{path} is not a safe ganforge checkpoint (refused to unpickle: {str(err).splitlines()[0]})"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{path} is truncated or not a ganforge checkpoint ({reason})") from None
+    except Exception as err:  # a damaged file fails deep in zip/pickle parsing with any type (IndexError, ...)
+        reason = str(err).splitlines()[0] if str(err) else ""
+        raise CheckpointError(f"{path} is truncated or not a ganforge checkpoint "
+                              f"({type(err).__name__}{': ' if reason else ''}{reason})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a ganforge checkpoint")
     if state.get("version", 0) > VERSION:
@@ -119,9 +119,12 @@ def step_checkpoints(folder: Path) -> list[tuple[int, Path]]:
 
 
 def prune(folder: Path, keep: int) -> None:
-    """Keep the newest `keep` step checkpoints (`last` and `best` are separate links and stay)."""
+    """Keep the newest `keep` step checkpoints (`last` and `best` are separate links and stay), and remove the
+    temporary files a killed run left behind (each may be as big as a checkpoint)."""
     for _, path in step_checkpoints(folder)[: max(0, len(step_checkpoints(folder)) - keep)]:
         path.unlink(missing_ok=True)
+    for stale in [*folder.glob(".*.pt.*.tmp"), *folder.glob(".*.pt.link")]:  # see atomic_write_bytes, link_or_copy
+        stale.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------ generator only
@@ -129,12 +132,13 @@ def prune(folder: Path, keep: int) -> None:
 
 def load_generator(path: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True):
     """Rebuild a ready generator (eval mode) from a checkpoint or run directory; no dataset needed."""
-    from ganforge.config import config_from_dict
+    from ganforge.config import config_from_dict, parse_yaml
     from ganforge.models import FAMILIES, DataSpec
 
     state = load_checkpoint(path)
     try:
-        cfg = config_from_dict(yaml.safe_load(state["config"]))
+        # parse_yaml: a damaged config text is a one-line ConfigError, not a YAML traceback
+        cfg = config_from_dict(parse_yaml(state["config"], f"the config stored in {resolve_checkpoint(path)}"))
         spec = DataSpec(shape=tuple(state["spec"]["shape"]), num_classes=int(state["spec"]["num_classes"]))
         weights = state["G_ema"] if use_ema and state.get("G_ema") is not None else state["G"]
     except (KeyError, TypeError) as err:

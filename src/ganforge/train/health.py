@@ -17,7 +17,12 @@ Stats the monitor reads (means over the tick; any may be missing, which counts a
     d_acc_real, d_acc_fake    fraction of real samples with logit > 0 / of generated samples with logit < 0
     grad_norm_g, grad_norm_d  global L2 norm of each network's gradients before its optimizer step
     diversity                 `diversity_ratio(fake, real)`: ~1 healthy, near 0 collapsed
-Any non-finite value, under any key, is divergence.
+Any non-finite value, under any key, is divergence. The probability and accuracy thresholds read D's output
+as a logit, as the BCE losses (nonsaturating, minimax) train it; for a WGAN critic or LSGAN's raw outputs
+they have no calibrated meaning, so such runs should list the overpowering diagnoses in `health.disabled`.
+
+On a "rollback" diagnosis the trainer restores its last good checkpoint but keeps this monitor's state (so
+the rollback count and the record survive) and calls `after_rollback()`.
 """
 
 from __future__ import annotations
@@ -108,7 +113,8 @@ class HealthConfig:
     recovery_ticks: int = 3  # clear ticks in a row before an active diagnosis is over and may fire again
     history_ticks: int = 20  # ticks kept for the running medians of the losses and of G's grad norm
     d_overpowering_accuracy: float = 0.95  # D's accuracy (mean of real and fake) at or above which D wins
-    d_overpowering_margin: float = 0.5  # ... and D(x) - D(G(z)) at least this: D is sure, not barely right
+    d_overpowering_margin: float = 0.85  # ... and D(x) - D(G(z)) at least this: D's loss is near 0. DCGAN's
+    # usual D(x) ~0.85 / D(G(z)) ~0.1 (a strong D that G keeps up with) stays below it
     g_overpowering_d_fake: float = 0.8  # D's mean probability that fakes are real at or above which G fools D
     vanishing_grad_norm: float = 1e-3  # G's gradient norm below this has vanished, whatever its history
     vanishing_grad_ratio: float = 0.01  # ... or below this fraction of its healthy level (a 100x drop): the
@@ -118,6 +124,8 @@ class HealthConfig:
     oscillation_amplitude: float = 0.5  # a swing counts if a series moves this fraction of its median level
     oscillation_min_swings: int = 4  # up or down legs in the window that make an oscillation: two cycles
     divergence_loss_factor: float = 50.0  # a loss above this many times its running median |loss| diverged
+    divergence_loss_limit: float = 1e4  # |loss| above this has diverged whatever its history: a run that
+    # blows up in its first ticks leaves no sane history to compare with
     loss_floor: float = 0.5  # loss scales are at least this, so near-zero losses (WGAN, hinge) don't turn
     # small wiggles into big relative swings or explosions
     disabled: list[str] = field(default_factory=list)  # diagnoses not to check, e.g. both overpowering ones
@@ -147,6 +155,7 @@ class HealthConfig:
              f"> oscillation_min_swings ({self.oscillation_min_swings}) to hold that many swings"),
             ("oscillation_amplitude", lambda v: v > 0, "> 0"),
             ("divergence_loss_factor", lambda v: v > 1, "> 1"),
+            ("divergence_loss_limit", lambda v: v > 0, "> 0"),
             ("loss_floor", lambda v: v > 0, "> 0"),
         )
         for name, ok, wanted in ranges:
@@ -319,8 +328,14 @@ class HealthMonitor:
             return True, f"non-finite stats: {listed}"
         exploded = []
         for key in LOSS_KEYS:
+            if key not in values:
+                continue
+            limit = self.cfg.divergence_loss_limit
+            if abs(values[key]) > limit:
+                exploded.append(f"{key} {values[key]:.4g} is above the limit {limit:g}")
+                continue
             reference = self._loss_reference[key]
-            if key not in values or len(reference) < MIN_REFERENCE_TICKS:
+            if len(reference) < MIN_REFERENCE_TICKS:
                 continue
             scale = max(statistics.median(abs(v) for v in reference), self.cfg.loss_floor)
             if abs(values[key]) > self.cfg.divergence_loss_factor * scale:

@@ -3,6 +3,11 @@
 A phase updates one network: it draws what it needs, computes its loss (adversarial loss + that phase's
 regularizers), steps its optimizer and reports stats. `adversarial_phases` builds the standard D-then-G pair
 that every family uses; a family with other needs (image-to-image, InfoGAN's Q head) supplies its own list.
+
+Under DDP (see `ganforge.train.distributed`) `G` and `D` are the DDP-wrapped networks; noise and labels are
+drawn for the *global* batch and sliced with `ctx.shard`, so every rank's RNG stream stays that of a single
+process. G's step calls D through `D_frozen` (not wrapped): it needs gradients through D, not for D's weights,
+and a DDP module whose parameters take no gradient would wait for a reduction that never comes.
 """
 
 from __future__ import annotations
@@ -46,6 +51,18 @@ class StepContext:
     scaler: torch.amp.GradScaler | None  # fp16 loss scaling, else None
     after_g_step: Callable[[], None]  # e.g. the EMA update
     last_real: tuple[Tensor, Tensor | None] | None = None  # the newest real batch, for G's relativistic loss
+    G_module: nn.Module | None = None  # the plain G (sample_latent / sample_labels); None: G itself
+    D_frozen: nn.Module | None = None  # D as G's step calls it (not DDP-wrapped); None: D itself
+    shard: Callable[[Tensor | None], Tensor | None] = lambda x: x  # this rank's rows of a global batch
+    reuse_fakes: bool = False  # with n_critic 1, G's step reuses the D step's fakes (kept with their graph)
+    pending_fake: tuple[Tensor, Tensor | None] | None = None  # (fakes attached to G, labels) for G's step
+
+    def sample_inputs(self, n: int) -> tuple[Tensor, Tensor | None]:
+        """Noise and labels for a global batch of n, sliced to this rank: (B_local, latent), (B_local,) or None."""
+        g = self.G_module if self.G_module is not None else self.G
+        labels = g.sample_labels(n, device=self.device)
+        z = g.sample_latent(n, device=self.device)
+        return self.shard(z), self.shard(labels)
 
 
 def grad_norm(module: nn.Module) -> Tensor:
@@ -78,15 +95,19 @@ def _regularize(regs: list[nn.Module], step: int, reg_ctx: RegContext, stats: St
 
 
 def adversarial_phases(ctx: StepContext, *, n_critic: int, n_gen: int) -> list[Phase]:
-    features = getattr(ctx.D, "features", None)
+    D_g = ctx.D_frozen if ctx.D_frozen is not None else ctx.D  # D for G's step: no DDP gradient sync
+    features = getattr(D_g, "features", None)
+    reuse = ctx.reuse_fakes and n_critic == 1  # one G forward per step, its graph kept for G's step
 
     def d_phase(step: int, measure: bool) -> None:
         real, labels = next(ctx.batches)
         ctx.last_real = (real, labels)
-        n = real.shape[0]
-        with torch.no_grad(), ctx.autocast():
-            fake_labels = ctx.G.sample_labels(n, device=ctx.device)
-            fake = ctx.G(ctx.G.sample_latent(n, device=ctx.device), fake_labels)
+        z, fake_labels = ctx.sample_inputs(ctx.batch_size)
+        with torch.set_grad_enabled(reuse), ctx.autocast():
+            fake = ctx.G(z, fake_labels)
+        if reuse:
+            ctx.pending_fake = (fake, fake_labels)
+            fake = fake.detach()
         with ctx.autocast():
             real_in, fake_in = ctx.augment(real, step), ctx.augment(fake, step)
             real_logits = ctx.D(real_in, labels)
@@ -108,21 +129,24 @@ def adversarial_phases(ctx: StepContext, *, n_critic: int, n_gen: int) -> list[P
 
     def g_phase(step: int, measure: bool) -> None:
         real, labels = ctx.last_real if ctx.last_real is not None else next(ctx.batches)
-        n = ctx.batch_size
-        ctx.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+        D_g.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
         with ctx.autocast():
-            fake_labels = ctx.G.sample_labels(n, device=ctx.device)
-            fake = ctx.G(ctx.G.sample_latent(n, device=ctx.device), fake_labels)
+            if ctx.pending_fake is not None:  # the D step's fakes, still attached to G's graph
+                fake, fake_labels = ctx.pending_fake
+                ctx.pending_fake = None
+            else:
+                z, fake_labels = ctx.sample_inputs(ctx.batch_size)
+                fake = ctx.G(z, fake_labels)
             fake_in = ctx.augment(fake, step)
-            fake_logits = ctx.D(fake_in, fake_labels).float()
+            fake_logits = D_g(fake_in, fake_labels).float()
             # Relativistic losses compare with D(real); others ignore it, so it is only computed when needed.
             real_in = ctx.augment(real, step) if ctx.loss.g_needs_real or ctx.g_regularizers else real
-            real_logits = ctx.D(real_in, labels).float() if ctx.loss.g_needs_real else fake_logits.detach()
+            real_logits = D_g(real_in, labels).float() if ctx.loss.g_needs_real else fake_logits.detach()
             loss = ctx.loss.g(real_logits, fake_logits)
-        reg_ctx = RegContext(D=ctx.D, real=real_in, fake=fake_in, labels=labels, features=features)
+        reg_ctx = RegContext(D=D_g, real=real_in, fake=fake_in, labels=labels, features=features)
         loss = loss + _regularize(ctx.g_regularizers, step, reg_ctx, ctx.stats, "reg_g")
         _step(ctx, loss, ctx.opt_g)
-        ctx.D.requires_grad_(True)
+        D_g.requires_grad_(True)
         ctx.after_g_step()
         ctx.stats.report("loss_g", loss)
         if measure:

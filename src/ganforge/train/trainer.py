@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 import yaml
-from torch import Tensor, nn
+from torch import Tensor
 
 from ganforge.augment import build_augment
 from ganforge.config import Config
@@ -31,6 +31,7 @@ from ganforge.models import FAMILIES, DataSpec
 from ganforge.regularizers import build_regularizers
 from ganforge.sampling import save_samples
 from ganforge.train import checkpoint as ckpt
+from ganforge.train import distributed
 from ganforge.train.ema import EMA
 from ganforge.train.health import Diagnosis, HealthMonitor, diversity_ratio
 from ganforge.train.phases import StepContext, adversarial_phases
@@ -55,7 +56,7 @@ class BatchStream:
     """
 
     def __init__(self, data: TensorData, *, batch_size: int, seed: int, device: torch.device,
-                 position: int = 0) -> None:
+                 position: int = 0, dist_info: distributed.DistInfo | None = None) -> None:
         if len(data) < batch_size:
             raise ConfigError(f"dataset {data.name!r} has {len(data)} examples, fewer than train.batch_size "
                               f"{batch_size}; lower the batch size")
@@ -69,6 +70,8 @@ class BatchStream:
         self.position = position  # batches drawn so far
         self._epoch = -1
         self._perm: Tensor | None = None
+        # Under DDP every rank draws the same global batch and keeps its own rows (batch_size is global).
+        self.dist_info = dist_info or distributed.DistInfo()
 
     def __iter__(self) -> BatchStream:
         return self
@@ -79,7 +82,7 @@ class BatchStream:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(len(self.data), generator=g).to(self.device)
             self._epoch = epoch
-        idx = self._perm[index * self.batch_size : (index + 1) * self.batch_size]
+        idx = distributed.shard(self._perm[index * self.batch_size : (index + 1) * self.batch_size], self.dist_info)
         self.position += 1
         x = self.to_model_space(self.data[idx])
         return x, (None if self.labels is None else self.labels[idx])
@@ -135,8 +138,13 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / ckpt.CHECKPOINT_DIR
         t = cfg.train
-        torch.manual_seed(t.seed)
-        self.device = select_device(t.device)
+        if t.cpu_threads:
+            torch.set_num_threads(t.cpu_threads)  # process-wide: tiny models crawl with OpenMP spin-waits
+        torch.manual_seed(t.seed)  # the same on every rank: identical weights, data order and noise
+        self.dist = distributed.info()
+        distributed.local_batch_size(t.batch_size, self.dist)  # checks that the global batch divides
+        self.is_main = self.dist.is_main  # rank 0 alone writes logs, samples and checkpoints
+        self.device = select_device(distributed.device_for(t.device, self.dist))
         self.data = load_dataset(cfg.data)
         self.spec = DataSpec(shape=self.data.sample_shape, num_classes=self.data.num_classes)
         if cfg.model.conditional and not self.spec.num_classes:
@@ -149,6 +157,9 @@ class Trainer:
         if t.channels_last and self.spec.is_image:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
+        if t.sync_batchnorm and self.dist.distributed:  # before the optimizers: conversion makes new modules
+            self.G = distributed.convert_sync_batchnorm(self.G, self.device)
+            self.D = distributed.convert_sync_batchnorm(self.D, self.device)
         self.ema = EMA(self.G, halflife_kimg=t.ema_kimg) if t.ema_kimg > 0 else None
 
         fused = self.device.type == "cuda"  # fused Adam on CUDA; foreach (multi-tensor) elsewhere
@@ -165,14 +176,20 @@ class Trainer:
         if not self.spec.is_image and any(name == "diffaugment" for name in cfg.loss.augment):
             raise ConfigError("loss.augment.diffaugment needs image data")
 
-        amp = t.amp if self.device.type == "cuda" else "none"  # AMP is a CUDA feature here; CPU runs fp32
+        # Mixed precision: bf16 or fp16 (+ GradScaler) on CUDA; on CPU only bf16 (fast on CPUs with AVX512-BF16 or
+        # AMX), fp16 falls back to fp32 there. Weights, optimizer state and losses stay fp32.
+        amp = t.amp if self.device.type == "cuda" or (self.device.type == "cpu" and t.amp == "bf16") else "none"
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-        self.autocast = (lambda: torch.autocast("cuda", dtype=dtype)) if dtype else nullcontext
+        device_type = self.device.type
+        self.autocast = (lambda: torch.autocast(device_type, dtype=dtype)) if dtype else nullcontext
         self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
         if t.compile:
-            self.G_step, self.D_step = torch.compile(self.G), torch.compile(self.D)
+            self.G_step, self.D_step = (torch.compile(m, mode=t.compile_mode) for m in (self.G, self.D))
         else:
             self.G_step, self.D_step = self.G, self.D
+        # DDP wraps the (compiled) networks for the steps that update them; G's step calls D unwrapped.
+        self.G_ddp = distributed.wrap_ddp(self.G_step, self.device, self.dist)
+        self.D_ddp = distributed.wrap_ddp(self.D_step, self.device, self.dist)
 
         self.health = HealthMonitor(cfg.health)
         self.stats = StatsCollector()
@@ -200,16 +217,18 @@ class Trainer:
             self._load_state(state)
             start_position = state["batches_drawn"]
         self.batches = BatchStream(self.data, batch_size=t.batch_size, seed=t.seed, device=self.device,
-                                   position=start_position)
+                                   position=start_position, dist_info=self.dist)
         d_regs = [r for r in self.regularizers if r.phase == "d"]
         g_regs = [r for r in self.regularizers if r.phase == "g"]
         self.ctx = StepContext(
-            G=self.G_step, D=self.D_step, opt_g=self.opt_g, opt_d=self.opt_d, loss=self.loss,
+            G=self.G_ddp, D=self.D_ddp, opt_g=self.opt_g, opt_d=self.opt_d, loss=self.loss,
             d_regularizers=d_regs, g_regularizers=g_regs, augment=self.augment, batches=self.batches,
             batch_size=t.batch_size, device=self.device, stats=self.stats, autocast=self.autocast,
             scaler=self.scaler, after_g_step=self._after_g_step,
+            G_module=self.G, D_frozen=self.D_step, shard=lambda x: distributed.shard(x, self.dist),
+            reuse_fakes=t.g_reuse_fakes,
         )
-        self.phases = adversarial_phases(self.ctx, n_critic=t.n_critic, n_gen=t.n_gen)
+        self.phases = (family.phases or adversarial_phases)(self.ctx, n_critic=t.n_critic, n_gen=t.n_gen)
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -278,22 +297,27 @@ class Trainer:
         if not self._finite():
             self._log_event("checkpoint_skipped", "weights are not finite; kept the previous checkpoint")
             return
-        path = self.ckpt_dir / f"step-{self.step:08d}.pt"
-        ckpt.save_checkpoint(self.state_dict(), path)
-        ckpt.link_or_copy(path, self.ckpt_dir / "last.pt")
-        ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
+        if self.is_main:
+            path = self.ckpt_dir / f"step-{self.step:08d}.pt"
+            ckpt.save_checkpoint(self.state_dict(), path)
+            ckpt.link_or_copy(path, self.ckpt_dir / "last.pt")
+            ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
+        distributed.barrier()  # other ranks read it back on a rollback
 
     # ------------------------------------------------------------------------------------------ loop
 
     def fit(self) -> TrainResult:
         t = self.cfg.train
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(self.cfg.to_yaml())
+        # Atomic: a resumed run rewrites it, and a kill mid-write must not leave `--resume` a torn config.
+        if self.is_main:
+            ckpt.atomic_write_bytes(self.run_dir / "config.yaml", self.cfg.to_yaml().encode())
         self.log = MetricsLog(self.run_dir / "metrics.jsonl",
-                              tensorboard_dir=self.run_dir / "tb" if t.tensorboard else None)
+                              tensorboard_dir=self.run_dir / "tb" if t.tensorboard else None) \
+            if self.is_main else _NullLog()
         if self.step == 0:
             self.save_checkpoint()  # a known-good starting point (rollback target, resume after an early kill)
-        progress = _progress(total=self.total, initial=self.step, enabled=t.progress)
+        progress = _progress(total=self.total, initial=self.step, enabled=t.progress and self.is_main)
         stopped_by = None
         tick_start, tick_steps = time.perf_counter(), 0
         try:
@@ -328,7 +352,7 @@ class Trainer:
             self.save_samples()
             self.save_checkpoint()
         summary = self.health.summary()
-        if summary:
+        if summary and self.is_main:
             print(summary, file=sys.stderr)
             (self.run_dir / "health.txt").write_text(summary + "\n")
         self.log.close()
@@ -338,6 +362,7 @@ class Trainer:
         t = self.cfg.train
         stats = self.stats.flush()
         stats["diversity"] = self._diversity()
+        stats = distributed.mean_over_ranks(stats)  # DDP: global means, so every rank takes the same decisions
         images = steps * t.batch_size * t.n_critic
         record = {"step": self.step, "kimg": self.batches.position * t.batch_size / 1000,
                   **stats, "images_per_s": images / max(elapsed, 1e-9),
@@ -389,15 +414,27 @@ class Trainer:
 
     @torch.no_grad()
     def save_samples(self) -> Path:
+        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        if not self.is_main:
+            return path
         generator = self.ema.model if self.ema is not None else self.G
         was_training = generator.training
         generator.eval()
         samples = generator(self.fixed_z, self.fixed_labels).float().cpu()
         generator.train(was_training)
-        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         real = self.data.data[:2000] if not self.spec.is_image else None
         save_samples(samples, path, real_points=real)
         return path
+
+
+class _NullLog:
+    """What ranks other than 0 log to: nothing."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _progress(*, total: int, initial: int, enabled: bool):
@@ -408,8 +445,20 @@ def _progress(*, total: int, initial: int, enabled: bool):
 
 
 def train(cfg: Config, run_dir: Path, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
-    """Train from a resolved config into run_dir (fresh) or continue the run in run_dir (`resume`)."""
-    if not resume:
-        prepare_run_dir(Path(run_dir), overwrite=overwrite)
-    return Trainer(cfg, Path(run_dir), resume=resume).fit()
+    """Train from a resolved config into run_dir (fresh) or continue the run in run_dir (`resume`).
+
+    Under torchrun (WORLD_SIZE > 1) every process calls this; they join one DDP job (see `distributed`).
+    """
+    with distributed.session(cfg.train.device) as dist_info:
+        if not resume:
+            failure = None
+            if dist_info.is_main:
+                try:
+                    prepare_run_dir(Path(run_dir), overwrite=overwrite)
+                except GanforgeError as err:
+                    failure = str(err)
+            failure = distributed.broadcast_object(failure)  # every rank stops on rank 0's error
+            if failure is not None:
+                raise GanforgeError(failure)
+        return Trainer(cfg, Path(run_dir), resume=resume).fit()
 
