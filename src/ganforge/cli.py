@@ -85,6 +85,44 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from ganforge.metrics.evaluate import default_metrics, evaluate, evaluate_checkpoint, format_results
+    from ganforge.metrics.sources import resolve_fake
+    from ganforge.train.trainer import select_device
+
+    if (args.checkpoint is None) == (args.fake is None):
+        raise GanforgeError("evaluate takes a run directory / checkpoint, or --fake DIR_OR_NPZ (with --real), not "
+                            "both")
+    for flag, value in (("--num", args.num), ("--num-real", args.num_real), ("--batch-size", args.batch_size)):
+        if value is not None and value <= 0:
+            raise GanforgeError(f"{flag} must be > 0, got {value}")
+    json_path = Path(args.json) if args.json else None
+    if json_path is not None and json_path.exists() and not args.overwrite:
+        raise GanforgeError(f"{json_path} exists; pass --overwrite to replace it")
+    common = dict(features=args.features, resize=args.resize, inception=args.inception, domain=args.domain,
+                  data_root=args.data_root, num_real=args.num_real, batch_size=args.batch_size,
+                  device=select_device(args.device), progress=not args.no_progress, seed=args.seed)
+    if args.fake is not None:
+        if args.real is None and not args.metrics:
+            raise GanforgeError("--fake needs --real DATASET_OR_DIR (or --metrics that need no real data)")
+        fake = resolve_fake(args.fake, limit=args.num)
+        metrics = args.metrics.split(",") if args.metrics else default_metrics(fake.is_image)
+        results = evaluate(fake, args.real, metrics, **common)
+    else:
+        metrics = args.metrics.split(",") if args.metrics else None
+        results = evaluate_checkpoint(args.checkpoint, metrics, num=args.num or 10_000, real=args.real,
+                                      use_ema=not args.no_ema, **common)
+    print(format_results(results))
+    if json_path is not None:
+        from ganforge.train.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(json_path, (json.dumps(results, indent=2) + "\n").encode())
+        print(f"wrote {json_path}")
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from ganforge.config import preset_description, preset_names
 
@@ -129,6 +167,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser("evaluate", help="score generated samples: FID, KID, precision/recall, modes, ...",
+                       description="Score a run's generator (RUN_OR_CHECKPOINT) or a set of samples (--fake) "
+                       "against real data. Metrics: fid, kid, is, precision, recall (pr), density, coverage (dc), "
+                       "modes (2D toy data), stacked_mnist, gan_test, cas.")
+    p.add_argument("checkpoint", nargs="?", help="a run directory or checkpoint file to sample from")
+    p.add_argument("--fake", help="generated samples instead: an .npz (`generate --format npz`) or image folder")
+    p.add_argument("--real", help="real data: a dataset (mnist, mnist:test, ring, ...), image folder or .npz; "
+                   "default for a run: its training data")
+    p.add_argument("--metrics", help="comma-separated metric names (default: fid,kid,pr; modes,pr for 2D points)")
+    p.add_argument("--num", type=int, help="samples to generate (default 10000) or to read from --fake (default all)")
+    p.add_argument("--num-real", type=int, help="a seeded subset of this many real samples (default: all)")
+    p.add_argument("--features", default="domain", choices=["domain", "inception"],
+                   help="image features: domain (fast CPU classifier, MNIST/Fashion) or inception (the FID network)")
+    p.add_argument("--resize", default="clean", choices=["clean", "legacy"],
+                   help="Inception resize protocol: clean (antialiased bicubic) or legacy (bilinear, as TF)")
+    p.add_argument("--inception", help="Inception weights file (default: $GANFORGE_INCEPTION, cache, download)")
+    p.add_argument("--domain", help="domain classifier to use (mnist, fashion-mnist); default: the real dataset's")
+    p.add_argument("--data-root", help="folder with the dataset files")
+    p.add_argument("--json", help="also write the results, keyed by metric name, to this JSON file")
+    p.add_argument("--seed", type=int, default=0, help="noise seed and subset seed")
+    p.add_argument("--batch-size", type=int, help="feature-extraction batch size")
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) or a torch device")
+    p.add_argument("--no-ema", action="store_true", help="sample the raw generator, not its EMA")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=_presets)

@@ -139,20 +139,34 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     every: int = 0  # steps between evaluations during training; 0 disables periodic evaluation
-    metrics: list[str] = field(default_factory=list)  # metric names, e.g. [fid, kid] or [modes] for toy data
-    num: int = 2000  # generated samples per evaluation
+    metrics: list[str] = field(default_factory=list)  # metric names, e.g. [fid, kid, pr] or [modes] for toy data
+    num: int = 2000  # generated samples per evaluation (from the EMA of G when the run keeps one)
+    num_real: int | None = 10_000  # real training samples compared with (a seeded subset); None: all of them
     features: str = "domain"  # feature extractor for image metrics: "domain" (fast CPU classifier) or "inception"
-    best_metric: str | None = None  # keep a `best` checkpoint by this metric (lower is better for fid/kid)
+    resize: str = "clean"  # Inception resize protocol: "clean" (antialiased bicubic) or "legacy" (bilinear)
+    best_metric: str | None = None  # a result key (fid, kid, modes, high_quality, ...): kept as checkpoints/best.pt
     patience: int = 0  # stop after this many evaluations without improving best_metric; 0: never stop early
 
     def validate(self) -> None:
+        from ganforge.metrics.base import RESULT_KEYS, expand_metric_names
+
         if self.every < 0 or self.patience < 0:
             raise ConfigError("eval.every and eval.patience must be >= 0")
         _positive("eval.num", self.num)
+        _positive("eval.num_real", self.num_real, allow_none=True)
         if self.features not in ("domain", "inception"):
             raise ConfigError(f"eval.features must be 'domain' or 'inception', got {self.features!r}")
-        if self.best_metric is not None and self.best_metric not in self.metrics:
-            raise ConfigError(f"eval.best_metric {self.best_metric!r} must be one of eval.metrics {self.metrics}")
+        if self.resize not in ("clean", "legacy"):
+            raise ConfigError(f"eval.resize must be 'clean' or 'legacy', got {self.resize!r}")
+        metrics = _keyed("eval.metrics", lambda: expand_metric_names(self.metrics))
+        if self.every and not metrics:
+            raise ConfigError("eval.every is set but eval.metrics is empty: name the metrics to compute")
+        keys = [key for name in metrics for key in RESULT_KEYS[name]]
+        if self.best_metric is not None and self.best_metric not in keys:
+            raise ConfigError(f"eval.best_metric {self.best_metric!r} is not a result of eval.metrics "
+                              f"{self.metrics}; valid: {', '.join(keys) or '(none: list metrics first)'}")
+        if self.patience and self.best_metric is None:
+            raise ConfigError("eval.patience needs eval.best_metric: the key whose lack of progress stops the run")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganforge.registry import Registry
+from ganforge.registry import Registry, UnknownNameError
 
 if TYPE_CHECKING:
     from ganforge.metrics.evaluate import EvalContext
@@ -25,3 +25,49 @@ def cache_dir() -> Path:
     """Downloads, classifiers and reference statistics live here: $GANFORGE_CACHE or ~/.cache/ganforge."""
     env = os.environ.get("GANFORGE_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "ganforge"
+
+
+# The result keys each metric returns (see evaluate.py), so a config can name a key before anything is computed.
+RESULT_KEYS: dict[str, tuple[str, ...]] = {
+    "fid": ("fid",),
+    "kid": ("kid", "kid_std"),
+    "is": ("is", "is_std"),
+    "precision": ("precision",),
+    "recall": ("recall",),
+    "density": ("density",),
+    "coverage": ("coverage",),
+    "modes": ("modes", "high_quality", "reverse_kl"),
+    "stacked_mnist": ("stacked_modes", "stacked_kl"),
+    "gan_test": ("gan_test_acc",),
+    "cas": ("cas",),
+}
+# Keys where smaller is better (distances, divergences, spreads); for every other key larger is better.
+LOWER_IS_BETTER = frozenset({"fid", "kid", "kid_std", "is_std", "reverse_kl", "stacked_kl"})
+# Short names for metrics that are computed together: `--metrics fid,pr` means fid, precision and recall.
+ALIASES: dict[str, tuple[str, ...]] = {"pr": ("precision", "recall"), "dc": ("density", "coverage")}
+
+
+def expand_metric_names(names: list[str] | tuple[str, ...] | str) -> list[str]:
+    """Metric names with aliases expanded and duplicates dropped: "fid,pr" -> [fid, precision, recall].
+
+    An unknown name raises an error listing the valid ones (aliases included)."""
+    if isinstance(names, str):
+        names = [n for n in names.replace(" ", "").split(",") if n]
+    out: list[str] = []
+    for name in names:
+        for metric in ALIASES.get(name, (name,)):
+            if metric not in RESULT_KEYS:
+                valid = ", ".join(sorted([*RESULT_KEYS, *ALIASES]))
+                raise UnknownNameError(f"unknown metric {metric!r}; valid: {valid}")
+            if metric not in out:
+                out.append(metric)
+    return out
+
+
+def is_improvement(key: str, new: float, old: float | None) -> bool:
+    """Whether `new` beats the best value so far of result `key` (None: nothing yet, so any finite value)."""
+    if new != new:  # NaN never improves
+        return False
+    if old is None:
+        return True
+    return new < old if key in LOWER_IS_BETTER else new > old

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
-from ganforge.metrics.base import METRICS
+from ganforge.metrics.base import METRICS, expand_metric_names
 from ganforge.metrics.density_coverage import density_coverage
 from ganforge.metrics.features import PointsExtractor, extract
 from ganforge.metrics.precision_recall import precision_recall
@@ -268,7 +268,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Compute the named metrics of generated samples against real ones; return {result key: value}."""
     try:
-        fns = [METRICS[name] for name in metrics]
+        fns = [METRICS[name] for name in expand_metric_names(metrics)]  # "pr" -> precision, recall
     except UnknownNameError as err:
         raise GanforgeError(str(err)) from None
     fake_s = as_samples(fake)
@@ -299,3 +299,54 @@ def evaluate(
     for fn in fns:
         results.update(fn(ctx))
     return results
+
+
+def default_metrics(is_image: bool) -> list[str]:
+    """What `ganforge evaluate` computes when no metrics are named."""
+    return ["fid", "kid", "precision", "recall"] if is_image else ["modes", "precision", "recall"]
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,  # a run directory (its last checkpoint) or a checkpoint file
+    metrics: Sequence[str] | None,  # None: default_metrics for the generator's kind of output
+    *,
+    num: int = 10_000,  # samples to generate
+    real: str | None = None,  # a spec for resolve_real; None: the run's own training data, at its training size
+    data_root: str | Path | None = None,  # dataset files (default: the run's data.root)
+    use_ema: bool = True,  # sample the EMA of G when the checkpoint has one
+    seed: int = 0,  # noise seed of the samples (and of evaluate's subsets)
+    device: str | torch.device = "cpu",
+    **kwargs,  # the rest of evaluate()'s keywords (features, resize, num_real, ...)
+) -> dict[str, float]:
+    """Generate `num` samples from a checkpoint and evaluate them; conditional models cycle through classes."""
+    from ganforge.config import config_from_dict, parse_yaml
+    from ganforge.data import load_dataset
+    from ganforge.metrics.sources import training_samples
+    from ganforge.sampling import generate
+    from ganforge.train.checkpoint import load_checkpoint, load_generator
+
+    generator = load_generator(checkpoint, device=device, use_ema=use_ema)
+    if real is None:
+        cfg = config_from_dict(parse_yaml(load_checkpoint(checkpoint)["config"], f"the config in {checkpoint}"))
+        if data_root is not None:
+            cfg.data.root = str(data_root)
+        real_samples: Samples | str = training_samples(load_dataset(cfg.data))
+        data_root = cfg.data.root
+    else:
+        real_samples = real
+    fake = generate(generator, num, seed=seed, device=device)
+    labels = torch.arange(num) % generator.num_classes if generator.num_classes else None
+    metrics = default_metrics(generator.spec.is_image) if metrics is None else metrics
+    return evaluate(fake, real_samples, metrics, fake_labels=labels, data_root=data_root, seed=seed, device=device,
+                    **kwargs)
+
+
+def format_results(results: dict[str, float]) -> str:
+    """A two-column table for the terminal: one metric a line, with its ± spread where it has one."""
+    shown = {k: v for k, v in results.items() if not k.endswith("_std")}
+    width = max(map(len, shown), default=6)
+    lines = [f"{'metric':<{width}}  value"]
+    for key, value in shown.items():
+        spread = results.get(f"{key}_std")
+        lines.append(f"{key:<{width}}  {value:.6g}" + (f" ± {spread:.3g}" if spread is not None else ""))
+    return "\n".join(lines)

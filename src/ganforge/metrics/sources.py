@@ -165,3 +165,12 @@ def resolve_fake(spec: str | Path, *, limit: int | None = None) -> Samples:
             samples.num_classes,
         )
     return samples
+
+
+def training_samples(data) -> Samples:  # data: ganforge.data.TensorData
+    """A run's training data as evaluation samples, at the size the model trains at.
+
+    The name carries a digest of the content, so cached reference statistics of a resized or limited set never
+    collide with the dataset's own; the part before "[" still names the dataset (domain classifier, toy modes).
+    """
+    return Samples(data.data, data.labels, f"{data.name}[{content_digest(data.data)}]", "train", data.num_classes)

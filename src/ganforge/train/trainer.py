@@ -33,6 +33,7 @@ from ganforge.sampling import save_samples
 from ganforge.train import checkpoint as ckpt
 from ganforge.train import distributed
 from ganforge.train.ema import EMA
+from ganforge.train.evaluation import PeriodicEvaluator
 from ganforge.train.health import Diagnosis, HealthMonitor, diversity_ratio
 from ganforge.train.phases import StepContext, adversarial_phases
 from ganforge.train.stats import MetricsLog, StatsCollector
@@ -128,7 +129,7 @@ def prepare_run_dir(path: Path, *, overwrite: bool) -> None:
 class TrainResult:
     run_dir: Path
     step: int  # steps completed
-    stopped_by: str | None  # None, or why training ended early ("mode_collapse", "divergence", "early_stop")
+    stopped_by: str | None  # None, or why training ended early ("mode_collapse", "divergence", "early_stopping")
     diagnoses: list[Diagnosis] = field(default_factory=list)
 
 
@@ -197,7 +198,10 @@ class Trainer:
         self.rollbacks = 0
         self.best: float | None = None
         self.evals_without_improvement = 0
+        self._best_pending = False  # an evaluation just beat `best`: the next checkpoint also becomes best.pt
         self.diagnoses: list[Diagnosis] = []
+        self.evaluator = PeriodicEvaluator(cfg.eval, self.data, seed=t.seed, data_root=cfg.data.root,
+                                           device=self.device) if cfg.eval.every else None
 
         # Fixed inputs, drawn from their own generators so they never disturb the training RNG stream.
         g = torch.Generator().manual_seed(t.seed + 1)
@@ -301,7 +305,10 @@ class Trainer:
             path = self.ckpt_dir / f"step-{self.step:08d}.pt"
             ckpt.save_checkpoint(self.state_dict(), path)
             ckpt.link_or_copy(path, self.ckpt_dir / "last.pt")
+            if self._best_pending:
+                ckpt.link_or_copy(path, self.ckpt_dir / "best.pt")
             ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
+        self._best_pending = False
         distributed.barrier()  # other ranks read it back on a rollback
 
     # ------------------------------------------------------------------------------------------ loop
@@ -342,10 +349,14 @@ class Trainer:
                         continue
                     if stopped_by:
                         break
+                if self.evaluator is not None and self.evaluator.due(self.step):
+                    stopped_by = self._evaluate()  # before the checkpoint, which then holds the new `best`
                 if self.step % t.sample_every == 0 or self.step == self.total:
                     self.save_samples()
-                if self.step % t.checkpoint_every == 0 or self.step == self.total:
+                if self.step % t.checkpoint_every == 0 or self.step == self.total or self._best_pending:
                     self.save_checkpoint()
+                if stopped_by:
+                    break
         finally:
             progress.close()
         if stopped_by and self._finite():
@@ -381,6 +392,28 @@ class Trainer:
             elif diag.action == "stop":
                 outcome = diag.name
         return outcome
+
+    def _evaluate(self) -> str | None:
+        """One periodic evaluation (rank 0 computes, every rank learns the outcome); "early_stopping" or None."""
+        start = time.perf_counter()
+        results = self.evaluator.evaluate(self.ema.model if self.ema is not None else self.G) \
+            if self.is_main else None
+        results = distributed.broadcast_object(results)
+        outcome, self.best, self.evals_without_improvement = self.evaluator.judge(
+            results, self.best, self.evals_without_improvement)
+        self._best_pending = outcome.improved
+        self.log.write({"step": self.step, "event": "eval", **results,
+                        "seconds": round(time.perf_counter() - start, 3)})
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in results.items())
+        if self.is_main and self.cfg.train.progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"[eval] step {self.step}: {shown}" + (" (best so far)" if outcome.improved else ""))
+        if outcome.stop:
+            self._log_event("early_stopping", f"no better {self.cfg.eval.best_metric} in "
+                            f"{self.evals_without_improvement} evaluations (best {self.best:.4g})")
+            return "early_stopping"
+        return None
 
     @torch.no_grad()
     def _diversity(self) -> float:

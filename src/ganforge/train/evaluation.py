@@ -1,0 +1,88 @@
+"""Periodic evaluation during training (`eval.every`): score the generator, keep `best`, stop early.
+
+Every `eval.every` steps the trainer samples `eval.num` points or images from its sampling generator (the EMA
+of G when the run keeps one), scores them with `ganforge.metrics.evaluate` against a seeded subset of the
+training data, and logs the results as an `eval` event in metrics.jsonl. With `eval.best_metric` the step that
+scores best so far is kept as checkpoints/best.pt; with `eval.patience` the run stops after that many
+evaluations without improvement.
+
+Evaluation draws no number from the training RNG streams (its own seeds, and the global state is restored
+afterwards), so a run with evaluation trains exactly as the same run without it, and resume stays bitwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ganforge.config import EvalConfig
+from ganforge.data.base import TensorData
+from ganforge.errors import ConfigError
+from ganforge.metrics.base import expand_metric_names, is_improvement
+from ganforge.metrics.sources import subset, training_samples
+
+EVAL_SEED_OFFSET = 2  # noise seed of the evaluation samples = train.seed + this (fixed noise uses + 1)
+
+
+@dataclass
+class EvalOutcome:
+    results: dict[str, float]  # result key -> value, e.g. {"fid": 12.3, "kid": 0.004}
+    improved: bool  # best_metric improved on every earlier evaluation (always False without best_metric)
+    stop: bool  # patience is spent: the run should stop
+
+
+class PeriodicEvaluator:
+    """Scores a generator against the training data; keeps the best value of `cfg.best_metric`."""
+
+    def __init__(self, cfg: EvalConfig, data: TensorData, *, seed: int, data_root: str | None,
+                 device: torch.device) -> None:
+        from ganforge.metrics.domain import DOMAINS
+
+        self.cfg = cfg
+        self.metrics = expand_metric_names(cfg.metrics)
+        self.seed = seed
+        self.data_root = data_root
+        self.device = device
+        if data.is_image and cfg.features == "domain" and data.name not in DOMAINS:
+            raise ConfigError(f"eval.features=domain needs a domain classifier, and dataset {data.name!r} has none "
+                              f"(those with one: {', '.join(sorted(DOMAINS))}); use eval.features=inception")
+        self.real = subset(training_samples(data), cfg.num_real, seed=seed)
+
+    def due(self, step: int) -> bool:
+        return self.cfg.every > 0 and step % self.cfg.every == 0
+
+    def evaluate(self, generator: nn.Module) -> dict[str, float]:
+        """The metrics of `cfg.num` fresh samples of `generator` (which is left in the mode it was in)."""
+        from ganforge.metrics.evaluate import evaluate
+        from ganforge.sampling import generate
+
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        was_training = generator.training
+        generator.eval()
+        try:
+            with torch.random.fork_rng(devices=devices):  # the training RNG streams stay untouched
+                fake = generate(generator, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)
+                num_classes = getattr(generator, "num_classes", 0)
+                labels = torch.arange(self.cfg.num) % num_classes if num_classes else None  # as generate() cycles
+                return evaluate(fake, self.real, self.metrics, features=self.cfg.features, fake_labels=labels,
+                                resize=self.cfg.resize, data_root=self.data_root, device=self.device,
+                                progress=False, seed=self.seed)
+        finally:
+            generator.train(was_training)
+
+    def judge(self, results: dict[str, float], best: float | None, evals_without_improvement: int
+              ) -> tuple[EvalOutcome, float | None, int]:
+        """(outcome, new best, new count of evaluations without improvement) after one evaluation."""
+        key = self.cfg.best_metric
+        if key is None:
+            return EvalOutcome(results, improved=False, stop=False), best, evals_without_improvement
+        improved = is_improvement(key, results[key], best)
+        if improved:
+            best, evals_without_improvement = results[key], 0
+        else:
+            evals_without_improvement += 1
+        stop = bool(self.cfg.patience) and evals_without_improvement >= self.cfg.patience
+        return EvalOutcome(results, improved=improved, stop=stop), best, evals_without_improvement
+
