@@ -265,7 +265,7 @@ class Trainer:
             "rng": rng,
         }
 
-    def _load_state(self, state: dict[str, Any]) -> None:
+    def _load_state(self, state: dict[str, Any], *, restore_health: bool = True) -> None:
         try:
             self.G.load_state_dict(state["G"])
             self.D.load_state_dict(state["D"])
@@ -279,7 +279,8 @@ class Trainer:
             self.augment.load_state_dict(state["augment"])
             if self.scaler is not None and state.get("scaler") is not None:
                 self.scaler.load_state_dict(state["scaler"])
-            self.health.load_state_dict(yaml.safe_load(state["health"]))
+            if restore_health:
+                self.health.load_state_dict(yaml.safe_load(state["health"]))
             trainer = state["trainer"]
             self.rollbacks = trainer["rollbacks"]
             self.best = trainer["best"]
@@ -423,14 +424,11 @@ class Trainer:
         return diversity_ratio(fake.float(), self.diversity_real)
 
     def _rollback(self, diag: Diagnosis) -> str | None:
-        """Restore the last good checkpoint and lower both learning rates; stop after max_rollbacks."""
-        if self.rollbacks >= self.cfg.health.max_rollbacks:
-            self._log_event("rollback_exhausted", f"{self.rollbacks} rollbacks already; stopping")
-            return diag.name
-        rollbacks = self.rollbacks + 1
+        """Restore the last good checkpoint and lower both learning rates (the monitor allows max_rollbacks)."""
         state = ckpt.load_checkpoint(self.ckpt_dir / "last.pt", map_location=self.device)
-        self._load_state(state)
-        self.rollbacks = rollbacks
+        self._load_state(state, restore_health=False)  # the monitor keeps its record and its rollback count
+        self.health.after_rollback()
+        self.rollbacks = rollbacks = self.health.rollbacks
         factor = self.cfg.health.rollback_lr_factor**rollbacks
         for sched, base in ((self.sched_g, self.cfg.train.lr_g), (self.sched_d, self.cfg.train.lr_d)):
             sched.base_lrs = [base * factor for _ in sched.base_lrs]
