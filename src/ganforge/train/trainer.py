@@ -352,12 +352,12 @@ class Trainer:
                         break
                 if self.evaluator is not None and self.evaluator.due(self.step):
                     stopped_by = self._evaluate()  # before the checkpoint, which then holds the new `best`
+                    if stopped_by:
+                        break  # like a health stop: the samples and checkpoint of this step follow the loop
                 if self.step % t.sample_every == 0 or self.step == self.total:
                     self.save_samples()
                 if self.step % t.checkpoint_every == 0 or self.step == self.total or self._best_pending:
                     self.save_checkpoint()
-                if stopped_by:
-                    break
         finally:
             progress.close()
         if stopped_by and self._finite():
