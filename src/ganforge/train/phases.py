@@ -53,6 +53,9 @@ class StepContext:
     last_real: tuple[Tensor, Tensor | None] | None = None  # the newest real batch, for G's relativistic loss
     G_module: nn.Module | None = None  # the plain G (sample_latent / sample_labels); None: G itself
     D_frozen: nn.Module | None = None  # D as G's step calls it (not DDP-wrapped); None: D itself
+    # D for the input-gradient penalties (R1, R2, GP): eager, never compiled (AOTAutograd has no double backward),
+    # and not DDP-wrapped (its parameters are DDP's, so their gradients are still reduced); None: D itself
+    D_eager: nn.Module | None = None
     shard: Callable[[Tensor | None], Tensor | None] = lambda x: x  # this rank's rows of a global batch
     reuse_fakes: bool = False  # with n_critic 1, G's step reuses the D step's fakes (kept with their graph)
     pending_fake: tuple[Tensor, Tensor | None] | None = None  # (fakes attached to G, labels) for G's step
@@ -96,6 +99,7 @@ def _regularize(regs: list[nn.Module], step: int, reg_ctx: RegContext, stats: St
 
 def adversarial_phases(ctx: StepContext, *, n_critic: int, n_gen: int) -> list[Phase]:
     D_g = ctx.D_frozen if ctx.D_frozen is not None else ctx.D  # D for G's step: no DDP gradient sync
+    D_reg = ctx.D_eager if ctx.D_eager is not None else ctx.D  # D for penalties that differentiate twice
     features = getattr(D_g, "features", None)
     reuse = ctx.reuse_fakes and n_critic == 1  # one G forward per step, its graph kept for G's step
 
@@ -113,7 +117,7 @@ def adversarial_phases(ctx: StepContext, *, n_critic: int, n_gen: int) -> list[P
             real_logits = ctx.D(real_in, labels)
             fake_logits = ctx.D(fake_in, fake_labels)
             loss = ctx.loss.d(real_logits.float(), fake_logits.float())
-        reg_ctx = RegContext(D=ctx.D, real=real_in, fake=fake_in, labels=labels, features=features)
+        reg_ctx = RegContext(D=D_reg, real=real_in, fake=fake_in, labels=labels, features=features)
         loss = loss + _regularize(ctx.d_regularizers, step, reg_ctx, ctx.stats, "reg_d")
         _step(ctx, loss, ctx.opt_d)
         for reg in ctx.d_regularizers:

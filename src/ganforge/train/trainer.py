@@ -229,7 +229,8 @@ class Trainer:
             d_regularizers=d_regs, g_regularizers=g_regs, augment=self.augment, batches=self.batches,
             batch_size=t.batch_size, device=self.device, stats=self.stats, autocast=self.autocast,
             scaler=self.scaler, after_g_step=self._after_g_step,
-            G_module=self.G, D_frozen=self.D_step, shard=lambda x: distributed.shard(x, self.dist),
+            G_module=self.G, D_frozen=self.D_step, D_eager=self.D,
+            shard=lambda x: distributed.shard(x, self.dist),
             reuse_fakes=t.g_reuse_fakes,
         )
         self.phases = (family.phases or adversarial_phases)(self.ctx, n_critic=t.n_critic, n_gen=t.n_gen)
