@@ -105,7 +105,7 @@ def build():
         discriminator_optimizer.apply_gradients(zip(gradients_of_discriminator, discriminator.trainable_variables))
         return gen_loss, disc_loss
 
-    return train_step
+    return train_step, generator
 
 
 # ---------------------------------------------------------------------------------------- data, timing
@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, required=True, help="folder holding MNIST/raw")
     parser.add_argument("--steps", type=int, default=30, help="timed train steps")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (tracing, kernel setup)")
+    parser.add_argument("--samples", type=Path, help="also save 64 samples (training=False, as the seed) to this .npy")
     args = parser.parse_args()
 
     tf.random.set_seed(0)
@@ -133,7 +134,7 @@ def main() -> None:
     dataset = tf.data.Dataset.from_tensor_slices(train_images).shuffle(BUFFER_SIZE)
     dataset = dataset.batch(BATCH_SIZE, drop_remainder=True).repeat()
     batches = iter(dataset)
-    train_step = build()
+    train_step, generator = build()
     for _ in range(args.warmup):
         losses = train_step(next(batches))
     float(losses[0])
@@ -142,6 +143,8 @@ def main() -> None:
         losses = train_step(next(batches))
     float(losses[0])  # wait for the last step
     seconds = time.perf_counter() - start
+    if args.samples is not None:  # (64, 28, 28, 1) in [-1, 1], to compare with ganforge's grid after equal steps
+        np.save(args.samples, generator(tf.random.normal([64, NOISE_DIM]), training=False).numpy())
     print(json.dumps({
         "images_per_s": args.steps * BATCH_SIZE / seconds,
         "steps_per_s": args.steps / seconds,
