@@ -95,7 +95,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile G and D (worth it for long runs; slow to start)
     compile_mode: str = "default"  # torch.compile mode: "default", "reduce-overhead" (CUDA graphs), "max-autotune"
     channels_last: bool = False  # NHWC memory layout for conv nets (faster on some GPUs and CPUs)
-    cpu_threads: int = 0  # torch intra-op threads on CPU; 0: torch's default. 1 is far faster for tiny models
+    cpu_threads: int = 0  # torch intra-op threads on CPU; 0: torch's default. 1 helps when other jobs share the cores
     g_reuse_fakes: bool = True  # with n_critic 1, G's step reuses D's fakes (one G forward per step, as Keras)
     sync_batchnorm: bool = False  # under torchrun/DDP: batch-norm statistics over the global batch, not per rank
     log_every: int = 50  # steps per tick: stats are gathered, logged and checked for health once per tick
