@@ -28,7 +28,6 @@ EVAL_SEED_OFFSET = 2  # noise seed of the evaluation samples = train.seed + this
 
 @dataclass
 class EvalOutcome:
-    results: dict[str, float]  # result key -> value, e.g. {"fid": 12.3, "kid": 0.004}
     improved: bool  # best_metric improved on every earlier evaluation (always False without best_metric)
     stop: bool  # patience is spent: the run should stop
 
@@ -77,12 +76,12 @@ class PeriodicEvaluator:
         """(outcome, new best, new count of evaluations without improvement) after one evaluation."""
         key = self.cfg.best_metric
         if key is None:
-            return EvalOutcome(results, improved=False, stop=False), best, evals_without_improvement
+            return EvalOutcome(improved=False, stop=False), best, evals_without_improvement
         improved = is_improvement(key, results[key], best)
         if improved:
             best, evals_without_improvement = results[key], 0
         else:
             evals_without_improvement += 1
         stop = bool(self.cfg.patience) and evals_without_improvement >= self.cfg.patience
-        return EvalOutcome(results, improved=improved, stop=stop), best, evals_without_improvement
+        return EvalOutcome(improved=improved, stop=stop), best, evals_without_improvement
 

@@ -406,10 +406,10 @@ class Trainer:
         self._best_pending = outcome.improved
         self.log.write({"step": self.step, "event": "eval", **results,
                         "seconds": round(time.perf_counter() - start, 3)})
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in results.items())
         if self.is_main and self.cfg.train.progress:
             from tqdm.auto import tqdm
 
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in results.items())
             tqdm.write(f"[eval] step {self.step}: {shown}" + (" (best so far)" if outcome.improved else ""))
         if outcome.stop:
             self._log_event("early_stopping", f"no better {self.cfg.eval.best_metric} in "
