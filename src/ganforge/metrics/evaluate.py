@@ -323,11 +323,12 @@ def evaluate_checkpoint(
     from ganforge.data import load_dataset
     from ganforge.metrics.sources import training_samples
     from ganforge.sampling import generate
-    from ganforge.train.checkpoint import load_checkpoint, load_generator
+    from ganforge.train.checkpoint import generator_from_state, load_checkpoint, resolve_checkpoint
 
-    generator = load_generator(checkpoint, device=device, use_ema=use_ema)
+    state = load_checkpoint(checkpoint)  # read once: the generator and, for the default real set, the config
+    generator = generator_from_state(state, resolve_checkpoint(checkpoint), device=device, use_ema=use_ema)
     if real is None:
-        cfg = config_from_dict(parse_yaml(load_checkpoint(checkpoint)["config"], f"the config in {checkpoint}"))
+        cfg = config_from_dict(parse_yaml(state["config"], f"the config in {checkpoint}"))
         if data_root is not None:
             cfg.data.root = str(data_root)
         real_samples: Samples | str = training_samples(load_dataset(cfg.data))

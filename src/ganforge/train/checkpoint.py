@@ -132,17 +132,21 @@ def prune(folder: Path, keep: int) -> None:
 
 def load_generator(path: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True):
     """Rebuild a ready generator (eval mode) from a checkpoint or run directory; no dataset needed."""
+    return generator_from_state(load_checkpoint(path), resolve_checkpoint(path), device=device, use_ema=use_ema)
+
+
+def generator_from_state(state: dict, source: Path, *, device: str | torch.device = "cpu", use_ema: bool = True):
+    """The generator of an already loaded checkpoint `state` (read from `source`, named in errors)."""
     from ganforge.config import config_from_dict, parse_yaml
     from ganforge.models import FAMILIES, DataSpec
 
-    state = load_checkpoint(path)
     try:
         # parse_yaml: a damaged config text is a one-line ConfigError, not a YAML traceback
-        cfg = config_from_dict(parse_yaml(state["config"], f"the config stored in {resolve_checkpoint(path)}"))
+        cfg = config_from_dict(parse_yaml(state["config"], f"the config stored in {source}"))
         spec = DataSpec(shape=tuple(state["spec"]["shape"]), num_classes=int(state["spec"]["num_classes"]))
         weights = state["G_ema"] if use_ema and state.get("G_ema") is not None else state["G"]
     except (KeyError, TypeError) as err:
-        raise CheckpointError(f"{resolve_checkpoint(path)} is missing {err} (not a complete checkpoint)") from None
+        raise CheckpointError(f"{source} is missing {err} (not a complete checkpoint)") from None
     generator = FAMILIES[cfg.model.family].build_generator(cfg.model, spec)
     try:
         generator.load_state_dict(weights)
