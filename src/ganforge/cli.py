@@ -108,10 +108,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.real is None and not args.metrics:
             raise GanforgeError("--fake needs --real DATASET_OR_DIR (or --metrics that need no real data)")
         fake = resolve_fake(args.fake, limit=args.num)
-        metrics = args.metrics.split(",") if args.metrics else default_metrics(fake.is_image)
+        metrics = args.metrics or default_metrics(fake.is_image)  # "fid,pr": evaluate() parses the list
         results = evaluate(fake, args.real, metrics, **common)
     else:
-        metrics = args.metrics.split(",") if args.metrics else None
+        metrics = args.metrics or None
         results = evaluate_checkpoint(args.checkpoint, metrics, num=args.num or 10_000, real=args.real,
                                       use_ema=not args.no_ema, **common)
     print(format_results(results))

@@ -12,6 +12,11 @@ from torch import Tensor, nn
 from ganforge.errors import GanforgeError
 
 
+def class_cycle(num: int, num_classes: int) -> Tensor | None:
+    """Classes 0, 1, 2, ... repeated to length num (None for an unconditional generator, num_classes 0)."""
+    return torch.arange(num) % num_classes if num_classes else None
+
+
 @torch.no_grad()
 def generate(generator: nn.Module, num: int, *, seed: int = 0, batch_size: int = 256,
              labels: Tensor | None = None, device: str | torch.device | None = None) -> Tensor:
@@ -23,8 +28,8 @@ def generate(generator: nn.Module, num: int, *, seed: int = 0, batch_size: int =
     device = device or next(generator.parameters()).device
     rng = torch.Generator().manual_seed(seed)
     num_classes = getattr(generator, "num_classes", 0)
-    if num_classes and labels is None:
-        labels = torch.arange(num) % num_classes
+    if labels is None:
+        labels = class_cycle(num, num_classes)
     out = []
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)

@@ -248,7 +248,7 @@ def evaluate(
     # real: the same kind, a spec for resolve_real ("mnist", "mnist:test", DIR), or None for metrics that need
     # no real data (is, modes, stacked_mnist, gan_test)
     real: Tensor | Samples | str | None,
-    metrics: Sequence[str],  # names in METRICS, e.g. ["fid", "kid"]
+    metrics: Sequence[str] | str,  # names in METRICS or aliases, e.g. ["fid", "kid"] or "fid,pr"
     *,
     features: str = "domain",  # image features: "domain" (small CNN; MNIST, Fashion) or "inception" (TF net)
     fake_labels: Tensor | None = None,  # requested classes (N,) of conditional samples, for gan_test and cas
@@ -308,7 +308,7 @@ def default_metrics(is_image: bool) -> list[str]:
 
 def evaluate_checkpoint(
     checkpoint: str | Path,  # a run directory (its last checkpoint) or a checkpoint file
-    metrics: Sequence[str] | None,  # None: default_metrics for the generator's kind of output
+    metrics: Sequence[str] | str | None,  # as evaluate(); None: default_metrics for the generator's output
     *,
     num: int = 10_000,  # samples to generate
     real: str | None = None,  # a spec for resolve_real; None: the run's own training data, at its training size
@@ -322,7 +322,7 @@ def evaluate_checkpoint(
     from ganforge.config import config_from_dict, parse_yaml
     from ganforge.data import load_dataset
     from ganforge.metrics.sources import training_samples
-    from ganforge.sampling import generate
+    from ganforge.sampling import class_cycle, generate
     from ganforge.train.checkpoint import generator_from_state, load_checkpoint, resolve_checkpoint
 
     state = load_checkpoint(checkpoint)  # read once: the generator and, for the default real set, the config
@@ -336,7 +336,7 @@ def evaluate_checkpoint(
     else:
         real_samples = real
     fake = generate(generator, num, seed=seed, device=device)
-    labels = torch.arange(num) % generator.num_classes if generator.num_classes else None
+    labels = class_cycle(num, generator.num_classes)  # the classes generate() used
     metrics = default_metrics(generator.spec.is_image) if metrics is None else metrics
     return evaluate(fake, real_samples, metrics, fake_labels=labels, data_root=data_root, seed=seed, device=device,
                     **kwargs)

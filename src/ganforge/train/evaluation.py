@@ -55,7 +55,7 @@ class PeriodicEvaluator:
     def evaluate(self, generator: nn.Module) -> dict[str, float]:
         """The metrics of `cfg.num` fresh samples of `generator` (which is left in the mode it was in)."""
         from ganforge.metrics.evaluate import evaluate
-        from ganforge.sampling import generate
+        from ganforge.sampling import class_cycle, generate
 
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         was_training = generator.training
@@ -63,8 +63,7 @@ class PeriodicEvaluator:
         try:
             with torch.random.fork_rng(devices=devices):  # the training RNG streams stay untouched
                 fake = generate(generator, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)
-                num_classes = getattr(generator, "num_classes", 0)
-                labels = torch.arange(self.cfg.num) % num_classes if num_classes else None  # as generate() cycles
+                labels = class_cycle(self.cfg.num, generator.num_classes)  # the classes generate() used
                 return evaluate(fake, self.real, self.metrics, features=self.cfg.features, fake_labels=labels,
                                 resize=self.cfg.resize, data_root=self.data_root, device=self.device,
                                 progress=False, seed=self.seed)

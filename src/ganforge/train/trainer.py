@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 import yaml
-from torch import Tensor
+from torch import Tensor, nn
 
 from ganforge.augment import build_augment
 from ganforge.config import Config
@@ -29,7 +29,7 @@ from ganforge.errors import CheckpointError, ConfigError, GanforgeError
 from ganforge.losses import get_loss
 from ganforge.models import FAMILIES, DataSpec
 from ganforge.regularizers import build_regularizers
-from ganforge.sampling import save_samples
+from ganforge.sampling import class_cycle, save_samples
 from ganforge.train import checkpoint as ckpt
 from ganforge.train import distributed
 from ganforge.train.ema import EMA
@@ -195,7 +195,6 @@ class Trainer:
         self.health = HealthMonitor(cfg.health)
         self.stats = StatsCollector()
         self.step = 0
-        self.rollbacks = 0
         self.best: float | None = None
         self.evals_without_improvement = 0
         self._best_pending = False  # an evaluation just beat `best`: the next checkpoint also becomes best.pt
@@ -206,8 +205,8 @@ class Trainer:
         # Fixed inputs, drawn from their own generators so they never disturb the training RNG stream.
         g = torch.Generator().manual_seed(t.seed + 1)
         self.fixed_z = self.G.sample_latent(t.num_samples, generator=g).to(self.device)
-        self.fixed_labels = (torch.arange(t.num_samples) % self.G.num_classes).to(self.device) \
-            if self.G.num_classes else None
+        labels = class_cycle(t.num_samples, self.G.num_classes)
+        self.fixed_labels = None if labels is None else labels.to(self.device)
         n_div = min(128, len(self.data))
         idx = torch.randperm(len(self.data), generator=g)[:n_div]
         self.diversity_real = self.data.to_model_space(self.data.data[idx]).to(self.device)
@@ -261,7 +260,7 @@ class Trainer:
             "augment": self.augment.state_dict(),
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
             "health": yaml.safe_dump(self.health.state_dict()),
-            "trainer": {"rollbacks": self.rollbacks, "best": self.best,
+            "trainer": {"best": self.best,  # the rollback count lives in the monitor's state
                         "evals_without_improvement": self.evals_without_improvement},
             "rng": rng,
         }
@@ -283,7 +282,6 @@ class Trainer:
             if restore_health:
                 self.health.load_state_dict(yaml.safe_load(state["health"]))
             trainer = state["trainer"]
-            self.rollbacks = trainer["rollbacks"]
             self.best = trainer["best"]
             self.evals_without_improvement = trainer["evals_without_improvement"]
             self.step = int(state["step"])
@@ -398,8 +396,7 @@ class Trainer:
     def _evaluate(self) -> str | None:
         """One periodic evaluation (rank 0 computes, every rank learns the outcome); "early_stopping" or None."""
         start = time.perf_counter()
-        results = self.evaluator.evaluate(self.ema.model if self.ema is not None else self.G) \
-            if self.is_main else None
+        results = self.evaluator.evaluate(self.sampling_generator) if self.is_main else None
         results = distributed.broadcast_object(results)
         outcome, self.best, self.evals_without_improvement = self.evaluator.judge(
             results, self.best, self.evals_without_improvement)
@@ -429,8 +426,7 @@ class Trainer:
         state = ckpt.load_checkpoint(self.ckpt_dir / "last.pt", map_location=self.device)
         self._load_state(state, restore_health=False)  # the monitor keeps its record and its rollback count
         self.health.after_rollback()
-        self.rollbacks = rollbacks = self.health.rollbacks
-        factor = self.cfg.health.rollback_lr_factor**rollbacks
+        factor = self.cfg.health.rollback_lr_factor**self.health.rollbacks
         for sched, base in ((self.sched_g, self.cfg.train.lr_g), (self.sched_d, self.cfg.train.lr_d)):
             sched.base_lrs = [base * factor for _ in sched.base_lrs]
             for group, base_lr, fn in zip(sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
@@ -444,12 +440,17 @@ class Trainer:
     def _log_event(self, name: str, message: str) -> None:
         self.log.write({"step": self.step, "event": name, "message": message})
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """What samples and evaluations come from: the EMA of G when the run keeps one, else G."""
+        return self.ema.model if self.ema is not None else self.G
+
     @torch.no_grad()
     def save_samples(self) -> Path:
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         if not self.is_main:
             return path
-        generator = self.ema.model if self.ema is not None else self.G
+        generator = self.sampling_generator
         was_training = generator.training
         generator.eval()
         samples = generator(self.fixed_z, self.fixed_labels).float().cpu()
