@@ -19,7 +19,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 
 # Fixed short runs, one per family that existed before the refactor. Small enough for CI, big enough to touch
-# every piece of the step: batch norm, EMA, lazy R1, an LR schedule, conditional labels.
+# every piece of the step: batch norm, EMA, R1 (lazy too), an LR schedule, conditional labels, n_critic 2.
 RUNS = {
     "mlp": {
         "data": {"name": "ring", "num_points": 1024},
@@ -31,7 +31,7 @@ RUNS = {
     "dcgan": {
         "data": {"name": "digits", "image_size": [16], "limit": 256},
         "model": {"family": "dcgan", "latent_dim": 8, "g_channels": 4, "d_channels": 4, "conditional": True},
-        "loss": {"name": "hinge", "regularizers": {"r2": {"gamma": 1.0}}},
+        "loss": {"name": "hinge", "regularizers": {"r1": {"gamma": 1.0}}},  # R1: real labels, unchanged by the R2 fix
         "train": {"batch_size": 16, "steps": 8, "ema_kimg": 0.1, "log_every": 4, "sample_every": 8,
                   "checkpoint_every": 4, "seed": 3, "n_critic": 2},
     },
