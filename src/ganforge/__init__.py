@@ -2,7 +2,8 @@
 
 from ganforge.config import Config, config_from_dict, load_preset
 from ganforge.sampling import generate
-from ganforge.train.checkpoint import load_checkpoint, load_generator
+from ganforge.saved import evaluate_checkpoint, load_generator, load_sampler
+from ganforge.train.checkpoint import load_checkpoint
 from ganforge.train.trainer import Trainer, train
 
 __version__ = "0.1.0"
@@ -14,7 +15,9 @@ __all__ = [
     "config_from_dict",
     "generate",
     "load_checkpoint",
+    "evaluate_checkpoint",
     "load_generator",
+    "load_sampler",
     "load_preset",
     "train",
 ]

@@ -65,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from ganforge.sampling import generate, write_outputs
-    from ganforge.train.checkpoint import load_generator
+    from ganforge.saved import load_generator
 
     if args.num <= 0:
         raise GanforgeError(f"--num must be > 0, got {args.num}")
@@ -88,9 +88,10 @@ def _generate(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from ganforge.metrics.evaluate import default_metrics, evaluate, evaluate_checkpoint, format_results
+    from ganforge.devices import select_device
+    from ganforge.metrics.evaluate import default_metrics, evaluate, format_results
     from ganforge.metrics.sources import resolve_fake
-    from ganforge.train.trainer import select_device
+    from ganforge.saved import evaluate_checkpoint
 
     if (args.checkpoint is None) == (args.fake is None):
         raise GanforgeError("evaluate takes a run directory / checkpoint, or --fake DIR_OR_NPZ (with --real), not "
@@ -116,7 +117,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                                       use_ema=not args.no_ema, **common)
     print(format_results(results))
     if json_path is not None:
-        from ganforge.train.checkpoint import atomic_write_bytes
+        from ganforge.fileio import atomic_write_bytes
 
         atomic_write_bytes(json_path, (json.dumps(results, indent=2) + "\n").encode())
         print(f"wrote {json_path}")

@@ -9,7 +9,6 @@ range-checked before training starts, and an unknown key is an error that names 
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from ganforge.errors import ConfigError
+from ganforge.schema import coerce, keyed, positive
 from ganforge.train.health import HealthConfig
 
 
@@ -37,7 +37,7 @@ class DataConfig:
     def validate(self) -> None:
         from ganforge.data import DATASETS
 
-        _keyed("data.name", lambda: DATASETS[self.name])  # an unknown name: an error listing the valid ones
+        keyed("data.name", lambda: DATASETS[self.name])  # an unknown name: an error listing the valid ones
         if self.image_size is not None:
             if len(self.image_size) not in (1, 2) or any(s <= 0 for s in self.image_size):
                 raise ConfigError(f"data.image_size must be [S] or [H, W] of positive ints, got {self.image_size}")
@@ -47,8 +47,8 @@ class DataConfig:
             raise ConfigError(f"data.resize must be 'resize' or 'center-crop', got {self.resize!r}")
         if self.split not in ("train", "test"):
             raise ConfigError(f"data.split must be 'train' or 'test', got {self.split!r}")
-        _positive("data.limit", self.limit, allow_none=True)
-        _positive("data.num_points", self.num_points)
+        positive("data.limit", self.limit, allow_none=True)
+        positive("data.num_points", self.num_points)
 
 
 @dataclass
@@ -68,9 +68,9 @@ class LossConfig:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"loss.{name} must be in [0, 1], got {value}")
         # Building them checks names and parameters now, before any data is loaded.
-        _keyed("loss.name", lambda: get_loss(self.name, real_label=self.real_label, fake_label=self.fake_label))
-        _keyed("loss.regularizers", lambda: build_regularizers(self.regularizers))
-        _keyed("loss.augment", lambda: build_augment(self.augment))
+        keyed("loss.name", lambda: get_loss(self.name, real_label=self.real_label, fake_label=self.fake_label))
+        keyed("loss.regularizers", lambda: build_regularizers(self.regularizers))
+        keyed("loss.augment", lambda: build_augment(self.augment))
 
 
 @dataclass
@@ -109,7 +109,7 @@ class TrainConfig:
     def validate(self) -> None:
         for name in ("batch_size", "steps", "n_critic", "n_gen", "log_every", "sample_every",
                      "checkpoint_every", "num_samples", "lr_step_every"):
-            _positive(f"train.{name}", getattr(self, name))
+            positive(f"train.{name}", getattr(self, name))
         if not 0 <= self.seed < 2**32:  # torch seeds are 64-bit; the data order multiplies the seed by ~1e6
             raise ConfigError(f"train.seed must be in [0, 2**32), got {self.seed}")
         if self.keep_checkpoints < 0:
@@ -152,13 +152,13 @@ class EvalConfig:
 
         if self.every < 0 or self.patience < 0:
             raise ConfigError("eval.every and eval.patience must be >= 0")
-        _positive("eval.num", self.num)
-        _positive("eval.num_real", self.num_real, allow_none=True)
+        positive("eval.num", self.num)
+        positive("eval.num_real", self.num_real, allow_none=True)
         if self.features not in ("domain", "inception"):
             raise ConfigError(f"eval.features must be 'domain' or 'inception', got {self.features!r}")
         if self.resize not in ("clean", "legacy"):
             raise ConfigError(f"eval.resize must be 'clean' or 'legacy', got {self.resize!r}")
-        metrics = _keyed("eval.metrics", lambda: expand_metric_names(self.metrics))
+        metrics = keyed("eval.metrics", lambda: expand_metric_names(self.metrics))
         if self.every and not metrics:
             raise ConfigError("eval.every is set but eval.metrics is empty: name the metrics to compute")
         keys = [key for name in metrics for key in RESULT_KEYS[name]]
@@ -206,14 +206,14 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     family_name = model_raw.get("family", "dcgan")
     if not isinstance(family_name, str):
         raise ConfigError(f"config key 'model.family' must be a string, got {family_name!r}")
-    family = _keyed("model.family", lambda: FAMILIES[family_name])
-    cfg = _build(Config, raw, "")
-    cfg.model = _build(family.config_class, model_raw, "model")
+    family = keyed("model.family", lambda: FAMILIES[family_name])
+    cfg = build_section(Config, raw, "")
+    cfg.model = build_section(family.config_class, model_raw, "model")
     cfg.validate()
     return cfg
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
+def build_section(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"config section {where or 'root'!r} must be a mapping, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
@@ -227,83 +227,12 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         key = f"{where}.{name}" if where else name
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, value if value is not None else {}, key)
+            values[name] = build_section(hint, value if value is not None else {}, key)
         elif name == "model" and cls is Config:
             continue  # built separately from the family's own config class
         else:
-            values[name] = _coerce(value, hint, key)
+            values[name] = coerce(value, hint, key)
     return cls(**values)
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against a type hint (ints are accepted for floats); raise ConfigError naming `key`."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"config key {key!r} has a bad value {value!r}")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
-        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)] if args else list(value)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
-        if not args:
-            return dict(value)
-        return {_coerce(k, args[0], key): _coerce(v if v is not None else {}, args[1], f"{key}.{k}")
-                for k, v in value.items()}
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = float(value)
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
-            return value
-        raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
-    return value
-
-
-def _keyed(key: str, build: typing.Callable[[], Any]) -> Any:
-    """Return build(); a ConfigError it raises (a registry lookup, a constructor) is prefixed with the key."""
-    try:
-        return build()
-    except ConfigError as err:
-        raise ConfigError(f"{key}: {err}") from None
-
-
-def _positive(key: str, value: int | None, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if value is None or value <= 0:
-        raise ConfigError(f"{key} must be > 0, got {value}")
 
 
 # ---------------------------------------------------------------------------------------- presets, overrides

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ganforge.errors import ConfigError
 from ganforge.registry import Registry, UnknownNameError
+from ganforge.schema import coerce  # the config schema's own type check: a bad value names its key
 
 __all__ = [
     "REGULARIZERS",
@@ -44,7 +45,8 @@ class RegContext:
     D: Callable[..., Tensor]  # D(x, y) -> logits (B,) or (B, 1); y is None for an unconditional D
     real: Tensor  # real batch (B, ...) exactly as fed to D
     fake: Tensor  # fake batch (B, ...); detached in the D phase, attached to G in the G phase
-    labels: Tensor | None = None  # class labels (B,) for a conditional D, else None
+    labels: Tensor | None = None  # the real batch's class labels (B,) for a conditional D, else None
+    fake_labels: Tensor | None = None  # the classes the fakes were generated for (B,), else None
     features: Callable[..., Tensor] | None = None  # D.features(x, y) -> (B, F) penultimate features
 
 
@@ -77,11 +79,11 @@ def _check_interval(interval: int) -> int:
     return interval
 
 
-def _input_gradients(ctx: RegContext, x: Tensor) -> Tensor:
-    """dD(x)/dx per sample, flattened to (B, N), with a graph so a penalty on it trains D."""
+def _input_gradients(ctx: RegContext, x: Tensor, labels: Tensor | None) -> Tensor:
+    """dD(x, labels)/dx per sample, flattened to (B, N), with a graph so a penalty on it trains D."""
     # Detach so the gradient is taken w.r.t. these exact inputs (not G's parameters), then track them.
     x = x.detach().requires_grad_(True)
-    logits = ctx.D(x, ctx.labels)
+    logits = ctx.D(x, labels)
     # Summing over the batch gives each sample's own gradient, since D scores samples independently
     # (up to batch statistics such as minibatch stddev, which the standard R1/GP formulations ignore).
     (grad,) = torch.autograd.grad(outputs=logits.sum(), inputs=x, create_graph=True)
@@ -109,7 +111,8 @@ class GradientPenalty(Regularizer):
         # One mixing coefficient per sample, broadcast over all other dims: (B, 1, 1, ...)
         alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
         x_hat = torch.lerp(fake, real, alpha)  # alpha * real + (1 - alpha) * fake
-        norms = _input_gradients(ctx, x_hat).norm(2, dim=1)  # (B,)
+        # A conditional D judges each interpolate under the real sample's class (the usual conditional WGAN-GP).
+        norms = _input_gradients(ctx, x_hat, ctx.labels).norm(2, dim=1)  # (B,)
         return (self.weight * self.interval) * (norms - self.target).square().mean()
 
     def extra_repr(self) -> str:
@@ -125,11 +128,11 @@ class R1Penalty(Regularizer):
         self.gamma = _check_nonnegative("r1 gamma", gamma)
         self.interval = _check_interval(interval)
 
-    def _inputs(self, ctx: RegContext) -> Tensor:
-        return ctx.real
+    def _inputs(self, ctx: RegContext) -> tuple[Tensor, Tensor | None]:
+        return ctx.real, ctx.labels
 
     def forward(self, ctx: RegContext) -> Tensor:
-        sq_norms = _input_gradients(ctx, self._inputs(ctx)).square().sum(dim=1)  # (B,)
+        sq_norms = _input_gradients(ctx, *self._inputs(ctx)).square().sum(dim=1)  # (B,)
         return (0.5 * self.gamma * self.interval) * sq_norms.mean()
 
     def extra_repr(self) -> str:
@@ -140,8 +143,8 @@ class R1Penalty(Regularizer):
 class R2Penalty(R1Penalty):
     """R2 (Mescheder et al. 2018): the same penalty on generated samples, gamma/2 * E||grad D(x_fake)||^2."""
 
-    def _inputs(self, ctx: RegContext) -> Tensor:
-        return ctx.fake
+    def _inputs(self, ctx: RegContext) -> tuple[Tensor, Tensor | None]:
+        return ctx.fake, ctx.fake_labels  # each fake under the class it was generated for
 
 
 @REGULARIZERS.register("feature_matching")
@@ -163,7 +166,7 @@ class FeatureMatching(Regularizer):
             raise ConfigError("feature_matching needs a discriminator that exposes features(x, y)")
         with torch.no_grad():  # the real statistics are a fixed target for G, not something to train
             real_mean = ctx.features(ctx.real, ctx.labels).mean(dim=0)  # (F,)
-        fake_mean = ctx.features(ctx.fake, ctx.labels).mean(dim=0)  # (F,)
+        fake_mean = ctx.features(ctx.fake, ctx.fake_labels).mean(dim=0)  # (F,)
         return self.weight * (real_mean - fake_mean).square().sum()
 
     def extra_repr(self) -> str:
@@ -214,10 +217,8 @@ def instantiate(registry: Registry[type[T]], name: str, params: Mapping[str, Any
             f"{registry.kind} {name!r} has no parameter {', '.join(map(repr, unknown))}; "
             f"valid: {', '.join(accepted) or '(none)'}"
         )
-    from ganforge.config import _coerce  # the config schema's own type check: a bad value names its key
-
     hints = typing.get_type_hints(cls.__init__)
-    params = {k: _coerce(v, hints[k], f"{name}.{k}") if k in hints else v for k, v in params.items()}
+    params = {k: coerce(v, hints[k], f"{name}.{k}") if k in hints else v for k, v in params.items()}
     return cls(**params)
 
 

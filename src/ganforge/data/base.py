@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,9 @@ class TensorData:
     labels: Tensor | None  # int64 (N,) class indices, or None for unlabelled data
     num_classes: int  # number of classes (0 when unlabelled)
     name: str  # the dataset's registry name, for logs and metric cache keys
+    # More per-example tensors, by batch key (N, ...): e.g. "a" input images of a translation task, "x_lowres".
+    # uint8 ones are images (mapped to [-1, 1] like `data`); others pass through.
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def is_image(self) -> bool:
@@ -49,6 +52,7 @@ def load_dataset(cfg) -> TensorData:  # cfg: ganforge.config.DataConfig
     if cfg.limit is not None:
         data.data = data.data[: cfg.limit]
         data.labels = None if data.labels is None else data.labels[: cfg.limit]
+        data.extras = {key: value[: cfg.limit] for key, value in data.extras.items()}
     return data
 
 

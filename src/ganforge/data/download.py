@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from ganforge.errors import DataError
+from ganforge.fileio import fsync_dir
 
 ALLOWED_SCHEMES = ("http", "https", "file")
 CHUNK_BYTES = 1 << 20  # read and hash 1 MiB at a time
@@ -104,7 +105,7 @@ def download(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return dest
 
 
@@ -141,20 +142,6 @@ def _stream(url: str, out, name: str, algorithms: list[str], progress: bool,
     if total is not None and received != total:
         raise DataError(f"cannot download {url}: connection closed early (got {received} of {total} bytes)")
     return {alg: h.hexdigest() for alg, h in hashes.items()}
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def extract_gz(path: Path, dest: Path | None = None) -> Path:

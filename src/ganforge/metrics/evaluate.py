@@ -306,42 +306,6 @@ def default_metrics(is_image: bool) -> list[str]:
     return ["fid", "kid", "precision", "recall"] if is_image else ["modes", "precision", "recall"]
 
 
-def evaluate_checkpoint(
-    checkpoint: str | Path,  # a run directory (its last checkpoint) or a checkpoint file
-    metrics: Sequence[str] | str | None,  # as evaluate(); None: default_metrics for the generator's output
-    *,
-    num: int = 10_000,  # samples to generate
-    real: str | None = None,  # a spec for resolve_real; None: the run's own training data, at its training size
-    data_root: str | Path | None = None,  # dataset files (default: the run's data.root)
-    use_ema: bool = True,  # sample the EMA of G when the checkpoint has one
-    seed: int = 0,  # noise seed of the samples (and of evaluate's subsets)
-    device: str | torch.device = "cpu",
-    **kwargs,  # the rest of evaluate()'s keywords (features, resize, num_real, ...)
-) -> dict[str, float]:
-    """Generate `num` samples from a checkpoint and evaluate them; conditional models cycle through classes."""
-    from ganforge.config import config_from_dict, parse_yaml
-    from ganforge.data import load_dataset
-    from ganforge.metrics.sources import training_samples
-    from ganforge.sampling import class_cycle, generate
-    from ganforge.train.checkpoint import generator_from_state, load_checkpoint, resolve_checkpoint
-
-    state = load_checkpoint(checkpoint)  # read once: the generator and, for the default real set, the config
-    generator = generator_from_state(state, resolve_checkpoint(checkpoint), device=device, use_ema=use_ema)
-    if real is None:
-        cfg = config_from_dict(parse_yaml(state["config"], f"the config in {checkpoint}"))
-        if data_root is not None:
-            cfg.data.root = str(data_root)
-        real_samples: Samples | str = training_samples(load_dataset(cfg.data))
-        data_root = cfg.data.root
-    else:
-        real_samples = real
-    fake = generate(generator, num, seed=seed, device=device)
-    labels = class_cycle(num, generator.num_classes)  # the classes generate() used
-    metrics = default_metrics(generator.spec.is_image) if metrics is None else metrics
-    return evaluate(fake, real_samples, metrics, fake_labels=labels, data_root=data_root, seed=seed, device=device,
-                    **kwargs)
-
-
 def format_results(results: dict[str, float]) -> str:
     """A two-column table for the terminal: one metric a line, with its ± spread where it has one."""
     shown = {k: v for k, v in results.items() if not k.endswith("_std")}

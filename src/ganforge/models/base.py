@@ -1,8 +1,9 @@
 """What every model family shares: its config base, the G/D interfaces and the discriminator's head.
 
-A family file defines a config dataclass (subclass of ModelConfig), a trunk for D and a G, and registers a
-`Family` in FAMILIES. The trainer only sees `Generator.forward(z, labels)` and
-`Discriminator.forward(x, labels) -> logits (B,)`, so families plug in without touching the loop.
+A family file defines a config dataclass (subclass of ModelConfig), its networks, and registers a `Family`
+in FAMILIES that names its networks, optimizers, phases and sampler (see `Family`). The noise-to-sample
+families share `AdversarialFamily`: `Generator.forward(z, labels)` and `Discriminator.forward(x, labels) ->
+logits (B,)`, trained by the standard D-then-G phases.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from ganforge.errors import ConfigError
 from ganforge.nn.layers import MinibatchDiscrimination, MinibatchStdDev, Pack
 from ganforge.nn.spectral import apply_spectral_norm
 from ganforge.registry import Registry
+from ganforge.train.phases import (
+    OptimizerSpec,
+    PhaseContext,
+    PhaseSpec,
+    adversarial_optimizers,
+    adversarial_phases,
+)
 
 
 @dataclass
@@ -42,12 +50,32 @@ class ModelConfig:
 class DataSpec:
     """What the models need to know about the data; saved with them so G rebuilds without the dataset."""
 
-    shape: tuple[int, ...]  # one example: (C, H, W) for images, (D,) for points
+    shape: tuple[int, ...]  # one example of "x": (C, H, W) for images, (D,) for points
     num_classes: int = 0  # label classes available (0: unlabelled)
+    # The other per-example tensors a batch holds, as (key, shape): e.g. (("a", (3, 64, 64)),) for a translation
+    # family's input images. Empty for the noise-to-sample families.
+    extra_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def is_image(self) -> bool:
         return len(self.shape) == 3
+
+    def shape_of(self, key: str) -> tuple[int, ...]:
+        """The shape of one example of batch key `key` ("x" or one of extra_shapes)."""
+        if key == "x":
+            return self.shape
+        return dict(self.extra_shapes)[key]
+
+    def to_dict(self) -> dict:
+        """Plain data for a checkpoint (read back by from_dict)."""
+        return {"shape": list(self.shape), "num_classes": self.num_classes,
+                "extra_shapes": {k: list(v) for k, v in self.extra_shapes}}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> DataSpec:
+        extra = raw.get("extra_shapes") or {}  # absent in format-1 checkpoints
+        return cls(shape=tuple(int(s) for s in raw["shape"]), num_classes=int(raw["num_classes"]),
+                   extra_shapes=tuple((k, tuple(int(s) for s in v)) for k, v in extra.items()))
 
 
 class Generator(nn.Module):
@@ -127,18 +155,83 @@ class Discriminator(nn.Module):
         return logits
 
 
-@dataclass(frozen=True)
 class Family:
-    """An architecture family: its config class and how to build G and D from it and the data spec."""
+    """A model family, declared by name: networks, optimizers, batch keys, phases, EMAs, state, hook, sampler.
 
-    name: str
-    config_class: type[ModelConfig]
-    build_generator: Callable[[ModelConfig, DataSpec], Generator]
-    build_discriminator: Callable[[ModelConfig, DataSpec], Discriminator]
-    description: str = ""
-    # The training step: (StepContext, n_critic, n_gen) -> phases. None means the standard D-then-G pair;
-    # a family with other needs (InfoGAN's Q head, image-to-image pairs) supplies its own list here.
-    phases: Callable[..., list] | None = None
+    The trainer, checkpoints and CLI only iterate these names, so a new family is one file (plus its losses)
+    with no branch anywhere else. Subclass it and register an instance in FAMILIES:
+
+        networks(model, spec)   {name: builder}; builders are called in order (weights initialise from the
+                                global RNG, so the order is part of the run's seed)
+        optimizers(cfg)         {name: OptimizerSpec}: which networks each updates, lr, betas, lr multipliers
+        phases(cfg)             [PhaseSpec]: run in order every step
+        batch_keys(model)       what a real batch must hold: "x", "y", "a", "b", "x_lowres", ...
+        ema_networks            networks that keep an EMA of their weights (when train.ema_kimg > 0)
+        state(cfg, spec)        {name: nn.Module}: more state a checkpoint keeps (an image pool, ADA's p)
+        on_step(ctx, step)      called before each step's phases, e.g. a fade-in alpha derived from the step
+        sampler                 the Sampler class a user runs: generate, translate, upscale or classify
+    """
+
+    name: str = ""  # the registry name (model.family)
+    config_class: type[ModelConfig] = ModelConfig  # the `model` config section's dataclass
+    description: str = ""  # one line for `ganforge presets` and the README table
+    ema_networks: tuple[str, ...] = ()  # networks whose weights keep an EMA (sampled instead of the raw ones)
+    sampler: type = None  # a ganforge.models.sampler.Sampler subclass
+
+    def networks(self, model: ModelConfig, spec: DataSpec) -> dict[str, Callable[[], nn.Module]]:
+        raise NotImplementedError
+
+    def optimizers(self, cfg) -> dict[str, OptimizerSpec]:
+        raise NotImplementedError
+
+    def phases(self, cfg) -> list[PhaseSpec]:
+        raise NotImplementedError
+
+    def batch_keys(self, model: ModelConfig) -> tuple[str, ...]:
+        return ("x",)
+
+    def state(self, cfg, spec: DataSpec) -> dict[str, nn.Module]:
+        return {}
+
+    def on_step(self, ctx: PhaseContext, step: int) -> None:
+        """Before each step's phases; must depend only on `step` and checkpointed state (exact resume)."""
+
+    def check(self, cfg, spec: DataSpec) -> None:
+        """Reject a config that cannot train on this data (ConfigError naming the problem)."""
+
+
+class AdversarialFamily(Family):
+    """One G (z, labels) -> samples and one D (x, labels) -> logits, trained by `adversarial_phases`."""
+
+    ema_networks = ("G",)
+
+    def __init__(self, *, name: str, config_class: type[ModelConfig], description: str,
+                 generator: Callable[[ModelConfig, DataSpec], Generator],
+                 discriminator: Callable[[ModelConfig, DataSpec], Discriminator]) -> None:
+        from ganforge.models.sampler import NoiseSampler
+
+        self.name = name
+        self.config_class = config_class
+        self.description = description
+        self.sampler = NoiseSampler
+        self._generator = generator
+        self._discriminator = discriminator
+
+    def networks(self, model: ModelConfig, spec: DataSpec) -> dict[str, Callable[[], nn.Module]]:
+        return {"G": lambda: self._generator(model, spec), "D": lambda: self._discriminator(model, spec)}
+
+    def optimizers(self, cfg) -> dict[str, OptimizerSpec]:
+        return adversarial_optimizers(cfg)
+
+    def phases(self, cfg) -> list[PhaseSpec]:
+        return adversarial_phases(cfg)
+
+    def batch_keys(self, model: ModelConfig) -> tuple[str, ...]:
+        return ("x", "y") if model.conditional else ("x",)
+
+    def check(self, cfg, spec: DataSpec) -> None:
+        if cfg.model.conditional and not spec.num_classes:
+            raise ConfigError("model.conditional needs labelled data; this dataset has no labels")
 
 
 FAMILIES: Registry[Family] = Registry("model family")

@@ -18,9 +18,9 @@ from torch import Tensor, nn
 from ganforge.errors import ConfigError
 from ganforge.models.base import (
     FAMILIES,
+    AdversarialFamily,
     DataSpec,
     Discriminator,
-    Family,
     Generator,
     ModelConfig,
     init_dcgan_weights,
@@ -140,20 +140,20 @@ def _keras_bn(channels: int) -> nn.BatchNorm2d:
 
 
 FAMILIES.register("dcgan")(
-    Family(
+    AdversarialFamily(
         name="dcgan",
         config_class=DCGANConfig,
-        build_generator=lambda cfg, spec: DCGANGenerator(config=cfg, spec=spec),
-        build_discriminator=lambda cfg, spec: Discriminator(config=cfg, spec=spec, trunk=dcgan_trunk(cfg)),
+        generator=lambda cfg, spec: DCGANGenerator(config=cfg, spec=spec),
+        discriminator=lambda cfg, spec: Discriminator(config=cfg, spec=spec, trunk=dcgan_trunk(cfg)),
         description="classic DCGAN (Radford et al.), size and channels from the data",
     )
 )
 FAMILIES.register("seed001")(
-    Family(
+    AdversarialFamily(
         name="seed001",
         config_class=Seed001Config,
-        build_generator=lambda cfg, spec: Seed001Generator(config=cfg, spec=spec),
-        build_discriminator=lambda cfg, spec: Discriminator(config=cfg, spec=spec, trunk=seed001_trunk(cfg)),
+        generator=lambda cfg, spec: Seed001Generator(config=cfg, spec=spec),
+        discriminator=lambda cfg, spec: Discriminator(config=cfg, spec=spec, trunk=seed001_trunk(cfg)),
         description="seed 001's Keras DCGAN: Dense->7x7x256, ConvT 128/64/C, batch 256, Adam 1e-4",
     )
 )

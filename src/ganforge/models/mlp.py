@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ganforge.errors import ConfigError
-from ganforge.models.base import FAMILIES, DataSpec, Discriminator, Family, Generator, ModelConfig, prod
+from ganforge.models.base import (
+    FAMILIES,
+    AdversarialFamily,
+    DataSpec,
+    Discriminator,
+    Generator,
+    ModelConfig,
+    prod,
+)
 
 
 @dataclass
@@ -70,11 +78,11 @@ def mlp_trunk(config: MLPConfig):
 
 
 FAMILIES.register("mlp")(
-    Family(
+    AdversarialFamily(
         name="mlp",
         config_class=MLPConfig,
-        build_generator=lambda cfg, spec: MLPGenerator(config=cfg, spec=spec),
-        build_discriminator=lambda cfg, spec: Discriminator(config=cfg, spec=spec, trunk=mlp_trunk(cfg)),
+        generator=lambda cfg, spec: MLPGenerator(config=cfg, spec=spec),
+        discriminator=lambda cfg, spec: Discriminator(config=cfg, spec=spec, trunk=mlp_trunk(cfg)),
         description="fully connected G and D (toy 2D data, small images)",
     )
 )

@@ -2,57 +2,36 @@
 
 A checkpoint is one `torch.save` file of plain containers and tensors, read back with
 `torch.load(weights_only=True)`: a crafted pickle that would run code is refused. It holds everything a
-bitwise-exact resume needs (G, D, EMA, optimizers, schedulers, regularizer state, RNG states, step) and the
-resolved config and data spec, so a generator can be rebuilt from the checkpoint alone.
+bitwise-exact resume needs and the resolved config and data spec, so a sampler can be rebuilt from the
+checkpoint alone. Format 2 stores everything by the family's names:
+
+    networks {name: state_dict}     ema {name: state_dict}          family_state {name: state_dict}
+    optimizers {name: state_dict}   schedulers {name: state_dict}
+    config, spec, step, batches_drawn, regularizers, augment, scaler, health, trainer, rng
+
+Format 1 (ganforge 0.1: fixed keys G, D, G_ema, opt_g, opt_d, sched_g, sched_d) is upgraded on load.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ganforge.errors import CheckpointError
+from ganforge.fileio import atomic_write_bytes, link_or_copy
+
+__all__ = ["atomic_write_bytes", "link_or_copy", "load_checkpoint", "prune", "resolve_checkpoint", "save_checkpoint",
+           "step_checkpoints", "upgrade"]
 
 FORMAT = "ganforge-checkpoint"  # marks a file as ours
-VERSION = 1
+VERSION = 2  # 2: networks, EMAs, optimizers, schedulers and family state by name
 CHECKPOINT_DIR = "checkpoints"
 STEP_FILE = re.compile(r"step-(\d+)\.pt$")
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write `payload` to `path` so that readers see either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -82,7 +61,31 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         raise CheckpointError(f"{path} is not a ganforge checkpoint")
     if state.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} was written by a newer ganforge (format {state['version']})")
-    return state
+    return upgrade(state)
+
+
+def upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 checkpoint as format 2 (a no-op for format 2): its two networks named G and D."""
+    if state.get("version", 1) >= 2:
+        return state
+    new = {k: v for k, v in state.items()
+           if k not in ("G", "D", "G_ema", "opt_g", "opt_d", "sched_g", "sched_d")}
+    new["version"] = VERSION
+    try:
+        new["networks"] = {"G": state["G"], "D": state["D"]}
+        new["ema"] = {"G": state["G_ema"]} if state.get("G_ema") is not None else {}
+        new["optimizers"] = {"G": state["opt_g"], "D": state["opt_d"]}
+        # Format 1 folded the rollback factor into the schedulers' base rates; format 2 derives it from the
+        # health monitor's rollback count, so the base rates go back to the optimizers' initial ones.
+        new["schedulers"] = {}
+        for name, sched_key, opt_key in (("G", "sched_g", "opt_g"), ("D", "sched_d", "opt_d")):
+            sched = dict(state[sched_key])
+            sched["base_lrs"] = [group["initial_lr"] for group in state[opt_key]["param_groups"]]
+            new["schedulers"][name] = sched
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"format-1 checkpoint is missing {err} (not a complete checkpoint)") from None
+    new["family_state"] = {}
+    return new
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -95,18 +98,6 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} not found")
     return path
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    """Point `target` atomically at `source`'s content (a hard link; a copy where links don't work)."""
-    tmp = target.with_name(f".{target.name}.link")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        atomic_write_bytes(tmp, source.read_bytes())
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
 
 
 def step_checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -125,31 +116,3 @@ def prune(folder: Path, keep: int) -> None:
         path.unlink(missing_ok=True)
     for stale in [*folder.glob(".*.pt.*.tmp"), *folder.glob(".*.pt.link")]:  # see atomic_write_bytes, link_or_copy
         stale.unlink(missing_ok=True)
-
-
-# ------------------------------------------------------------------------------------ generator only
-
-
-def load_generator(path: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True):
-    """Rebuild a ready generator (eval mode) from a checkpoint or run directory; no dataset needed."""
-    return generator_from_state(load_checkpoint(path), resolve_checkpoint(path), device=device, use_ema=use_ema)
-
-
-def generator_from_state(state: dict, source: Path, *, device: str | torch.device = "cpu", use_ema: bool = True):
-    """The generator of an already loaded checkpoint `state` (read from `source`, named in errors)."""
-    from ganforge.config import config_from_dict, parse_yaml
-    from ganforge.models import FAMILIES, DataSpec
-
-    try:
-        # parse_yaml: a damaged config text is a one-line ConfigError, not a YAML traceback
-        cfg = config_from_dict(parse_yaml(state["config"], f"the config stored in {source}"))
-        spec = DataSpec(shape=tuple(state["spec"]["shape"]), num_classes=int(state["spec"]["num_classes"]))
-        weights = state["G_ema"] if use_ema and state.get("G_ema") is not None else state["G"]
-    except (KeyError, TypeError) as err:
-        raise CheckpointError(f"{source} is missing {err} (not a complete checkpoint)") from None
-    generator = FAMILIES[cfg.model.family].build_generator(cfg.model, spec)
-    try:
-        generator.load_state_dict(weights)
-    except RuntimeError as err:
-        raise CheckpointError(f"generator weights do not match its config: {str(err).splitlines()[0]}") from None
-    return generator.to(device).eval().requires_grad_(False)

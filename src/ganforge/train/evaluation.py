@@ -52,23 +52,19 @@ class PeriodicEvaluator:
     def due(self, step: int) -> bool:
         return self.cfg.every > 0 and step % self.cfg.every == 0
 
-    def evaluate(self, generator: nn.Module) -> dict[str, float]:
-        """The metrics of `cfg.num` fresh samples of `generator` (which is left in the mode it was in)."""
+    def evaluate(self, sampler: nn.Module) -> dict[str, float]:
+        """The metrics of `cfg.num` fresh samples of a generate sampler (its modes are left as they were)."""
         from ganforge.metrics.evaluate import evaluate
+        from ganforge.models.sampler import eval_mode
         from ganforge.sampling import class_cycle, generate
 
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        was_training = generator.training
-        generator.eval()
-        try:
-            with torch.random.fork_rng(devices=devices):  # the training RNG streams stay untouched
-                fake = generate(generator, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)
-                labels = class_cycle(self.cfg.num, generator.num_classes)  # the classes generate() used
-                return evaluate(fake, self.real, self.metrics, features=self.cfg.features, fake_labels=labels,
-                                resize=self.cfg.resize, data_root=self.data_root, device=self.device,
-                                progress=False, seed=self.seed)
-        finally:
-            generator.train(was_training)
+        with eval_mode(sampler), torch.random.fork_rng(devices=devices):  # the training RNG streams stay untouched
+            fake = generate(sampler, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)
+            labels = class_cycle(self.cfg.num, sampler.num_classes)  # the classes generate() used
+            return evaluate(fake, self.real, self.metrics, features=self.cfg.features, fake_labels=labels,
+                            resize=self.cfg.resize, data_root=self.data_root, device=self.device,
+                            progress=False, seed=self.seed)
 
     def judge(self, results: dict[str, float], best: float | None, evals_without_improvement: int
               ) -> tuple[EvalOutcome, float | None, int]:

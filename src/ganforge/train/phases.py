@@ -1,20 +1,28 @@
-"""The training step as a list of phases (StyleGAN3 style), not a function full of config branches.
+"""The training step as a list of named phases (StyleGAN3 style), not a function full of config branches.
 
-A phase updates one network: it draws what it needs, computes its loss (adversarial loss + that phase's
-regularizers), steps its optimizer and reports stats. `adversarial_phases` builds the standard D-then-G pair
-that every family uses; a family with other needs (image-to-image, InfoGAN's Q head) supplies its own list.
+A family declares, by name, its optimizers (`OptimizerSpec`: which networks each one updates, param groups
+with lr multipliers, betas) and its phases (`PhaseSpec`: which optimizer, which networks it calls but must not
+update, the loss, repeats, a lazy interval, a start step). The trainer runs every phase the same way: compute
+the phase's loss, step its optimizer, update the EMAs of the networks that optimizer moved. It knows nothing
+else about the family.
 
-Under DDP (see `ganforge.train.distributed`) `G` and `D` are the DDP-wrapped networks; noise and labels are
-drawn for the *global* batch and sliced with `ctx.shard`, so every rank's RNG stream stays that of a single
-process. G's step calls D through `D_frozen` (not wrapped): it needs gradients through D, not for D's weights,
-and a DDP module whose parameters take no gradient would wait for a reduction that never comes.
+`adversarial_phases` builds the standard D-then-G pair that the noise-to-sample families share.
+
+Under DDP (see `ganforge.train.distributed`) `ctx.nets.train[name]` is the DDP-wrapped (and maybe compiled)
+network: a phase calls a network through it when that phase's optimizer updates it. A network the phase calls
+but does not update goes through `ctx.nets.call[name]` (compiled, not DDP-wrapped): it needs gradients through
+the network, not for its weights, and a DDP module whose parameters take no gradient would wait for a
+reduction that never comes. `ctx.nets.eager[name]` is the plain module: for penalties that differentiate twice
+(AOTAutograd has no double backward) and for methods such as `sample_latent`. Noise and labels are drawn for
+the *global* batch and sliced with `ctx.shard`, so every rank's RNG stream stays that of a single process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -23,73 +31,84 @@ from ganforge.losses import AdversarialLoss
 from ganforge.regularizers import RegContext
 from ganforge.train.stats import StatsCollector
 
+Batch = dict[str, Tensor]  # one real batch on the device, by key: x (model space), y (labels), a, b, ...
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One Adam optimizer of a family, declared by name."""
+
+    networks: tuple[str, ...]  # the networks whose parameters it updates (their EMAs follow after each step)
+    lr: float  # base learning rate (before lr_mult and the schedule)
+    betas: tuple[float, float]  # Adam betas
+    weight_decay: float = 0.0  # decoupled weight decay
+    # Parameter-name prefixes ("G.mapping", or a whole network "Q") -> learning-rate multiplier; each prefix gets
+    # its own param group. StyleGAN's mapping network trains at 0.01x G's rate this way.
+    lr_mult: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One update of one optimizer, declared by name; the trainer runs them in order every step."""
+
+    name: str  # for logs: its loss is reported as loss_<name lowercased>
+    optimizer: str  # the OptimizerSpec that steps on this phase's loss
+    loss: Callable[[PhaseContext, int, bool], Tensor]  # (ctx, step, measure) -> scalar loss
+    frozen: tuple[str, ...] = ()  # networks it calls but must not update: no weight gradients are computed
+    repeats: int = 1  # updates per training step (n_critic / n_gen)
+    interval: int = 1  # lazy phases run only on steps where step % interval == 0
+    start: int = 0  # first step the phase runs (e.g. an adversarial phase after a warm-up)
+    after: Callable[[PhaseContext], None] | None = None  # after the optimizer step (e.g. WGAN weight clipping)
+
 
 @dataclass
-class Phase:
-    name: str  # "D" or "G", for logs
-    repeats: int  # updates per training step (n_critic / n_gen)
-    run: Callable[[int, bool], None]  # (step, measure): measure=True on the step that closes a tick
+class NetworkViews:
+    """Each network three ways (see the module docstring): updated here, called frozen, and eager."""
+
+    train: dict[str, nn.Module]  # DDP-wrapped (and compiled): for the phase whose optimizer updates it
+    call: dict[str, nn.Module]  # compiled, not DDP-wrapped: for phases that only call it
+    eager: dict[str, nn.Module]  # the plain modules: double-backward penalties, sample_latent, ...
 
 
 @dataclass
-class StepContext:
-    """What the phases share: the networks, their optimizers and the batch source."""
+class PhaseContext:
+    """What the phases share: networks, batches, losses and tools. Families read it; only the trainer builds it."""
 
-    G: nn.Module
-    D: nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    loss: AdversarialLoss
-    d_regularizers: list[nn.Module]  # penalties added to D's loss (each has .interval)
-    g_regularizers: list[nn.Module]  # penalties added to G's loss
-    augment: nn.Module  # applied to every D input, real and fake (DiffAugment, instance noise)
-    batches: Iterator[tuple[Tensor, Tensor | None]]  # real (x, labels) on the device, x in model space
-    batch_size: int
+    nets: NetworkViews
+    batches: Iterator[Batch]  # endless real batches, in an order fixed by (seed, batches drawn)
+    batch_size: int  # the global batch size (noise is drawn for all of it, then sharded)
     device: torch.device
-    stats: StatsCollector
+    loss: AdversarialLoss  # the config's adversarial loss (loss.name), chosen by name
+    regularizers: dict[str, list[nn.Module]]  # config penalties by the phase kind they join: "d" or "g"
+    augment: nn.Module  # applied to every D input, real and fake (DiffAugment, instance noise, ADA)
+    stats: StatsCollector  # report(name, tensor): gathered once per tick
     autocast: Callable[[], AbstractContextManager]  # mixed-precision context (a no-op without AMP)
-    scaler: torch.amp.GradScaler | None  # fp16 loss scaling, else None
-    after_g_step: Callable[[], None]  # e.g. the EMA update
-    last_real: tuple[Tensor, Tensor | None] | None = None  # the newest real batch, for G's relativistic loss
-    G_module: nn.Module | None = None  # the plain G (sample_latent / sample_labels); None: G itself
-    D_frozen: nn.Module | None = None  # D as G's step calls it (not DDP-wrapped); None: D itself
-    # D for the input-gradient penalties (R1, R2, GP): eager, never compiled (AOTAutograd has no double backward),
-    # and not DDP-wrapped (its parameters are DDP's, so their gradients are still reduced); None: D itself
-    D_eager: nn.Module | None = None
+    state: dict[str, nn.Module]  # the family's own checkpointed state (an image pool, ADA's p, ...)
+    config: Any  # the resolved ganforge.config.Config
     shard: Callable[[Tensor | None], Tensor | None] = lambda x: x  # this rank's rows of a global batch
-    reuse_fakes: bool = False  # with n_critic 1, G's step reuses the D step's fakes (kept with their graph)
-    pending_fake: tuple[Tensor, Tensor | None] | None = None  # (fakes attached to G, labels) for G's step
+    scratch: dict[str, Any] = field(default_factory=dict)  # what one phase hands the next within a step
 
     def sample_inputs(self, n: int) -> tuple[Tensor, Tensor | None]:
         """Noise and labels for a global batch of n, sliced to this rank: (B_local, latent), (B_local,) or None."""
-        g = self.G_module if self.G_module is not None else self.G
-        labels = g.sample_labels(n, device=self.device)
-        z = g.sample_latent(n, device=self.device)
+        G = self.nets.eager["G"]
+        labels = G.sample_labels(n, device=self.device)
+        z = G.sample_latent(n, device=self.device)
         return self.shard(z), self.shard(labels)
 
 
-def grad_norm(module: nn.Module) -> Tensor:
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
+def grad_norm_of(params: list[Tensor]) -> Tensor:
+    """The 2-norm of all the gradients these parameters hold (0 when none has one)."""
+    grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
-def _step(ctx: StepContext, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    if ctx.scaler is not None:
-        ctx.scaler.scale(loss).backward()
-        ctx.scaler.step(optimizer)
-        ctx.scaler.update()
-    else:
-        loss.backward()
-        optimizer.step()
-
-
-def _regularize(regs: list[nn.Module], step: int, reg_ctx: RegContext, stats: StatsCollector, prefix: str) -> Tensor:
+def regularize(regs: list[nn.Module], step: int, reg_ctx: RegContext, stats: StatsCollector, prefix: str) -> Tensor:
+    """The sum of the penalties due at `step` (lazy ones every `interval` steps, scaled inside), each reported."""
     total = torch.zeros((), device=reg_ctx.real.device)
     for reg in regs:
-        if step % reg.interval:  # lazy regularization: only every `interval` steps (scaled inside)
+        if step % reg.interval:
             continue
         penalty = reg(reg_ctx)
         stats.report(f"{prefix}/{type(reg).__name__}", penalty)
@@ -97,63 +116,86 @@ def _regularize(regs: list[nn.Module], step: int, reg_ctx: RegContext, stats: St
     return total
 
 
-def adversarial_phases(ctx: StepContext, *, n_critic: int, n_gen: int) -> list[Phase]:
-    D_g = ctx.D_frozen if ctx.D_frozen is not None else ctx.D  # D for G's step: no DDP gradient sync
-    D_reg = ctx.D_eager if ctx.D_eager is not None else ctx.D  # D for penalties that differentiate twice
-    features = getattr(D_g, "features", None)
-    reuse = ctx.reuse_fakes and n_critic == 1  # one G forward per step, its graph kept for G's step
+def report_d_outputs(stats: StatsCollector, real_logits: Tensor, fake_logits: Tensor) -> None:
+    """D(x), D(G(z)) and D's accuracies: what the health monitor reads. Logits of any shape (PatchGAN too)."""
+    real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
+    stats.report("d_real", torch.sigmoid(real_logits))
+    stats.report("d_fake", torch.sigmoid(fake_logits))
+    stats.report("d_acc_real", (real_logits > 0).float())
+    stats.report("d_acc_fake", (fake_logits < 0).float())
 
-    def d_phase(step: int, measure: bool) -> None:
-        real, labels = next(ctx.batches)
-        ctx.last_real = (real, labels)
+
+# ------------------------------------------------------------------------------------------ D then G
+
+
+def adversarial_phases(cfg: Any) -> list[PhaseSpec]:
+    """The standard pair: D on real vs G(z) (n_critic times), then G against D (n_gen times).
+
+    Networks "G" (z, labels) -> samples and "D" (x, labels) -> logits; optimizers "G" and "D". With n_critic 1
+    and train.g_reuse_fakes, G's phase reuses the D phase's fakes with their graph (one G forward per step).
+    """
+    t = cfg.train
+    reuse = t.g_reuse_fakes and t.n_critic == 1
+
+    def d_loss(ctx: PhaseContext, step: int, measure: bool) -> Tensor:
+        batch = next(ctx.batches)
+        real, labels = batch["x"], batch.get("y")
+        ctx.scratch["real"] = batch
         z, fake_labels = ctx.sample_inputs(ctx.batch_size)
         with torch.set_grad_enabled(reuse), ctx.autocast():
-            fake = ctx.G(z, fake_labels)
+            fake = ctx.nets.train["G"](z, fake_labels)
         if reuse:
-            ctx.pending_fake = (fake, fake_labels)
+            ctx.scratch["fake"] = (fake, fake_labels)  # still attached to G's graph, for G's phase
             fake = fake.detach()
+        D = ctx.nets.train["D"]
         with ctx.autocast():
             real_in, fake_in = ctx.augment(real, step), ctx.augment(fake, step)
-            real_logits = ctx.D(real_in, labels)
-            fake_logits = ctx.D(fake_in, fake_labels)
+            real_logits = D(real_in, labels)
+            fake_logits = D(fake_in, fake_labels)
             loss = ctx.loss.d(real_logits.float(), fake_logits.float())
-        reg_ctx = RegContext(D=D_reg, real=real_in, fake=fake_in, labels=labels, features=features)
-        loss = loss + _regularize(ctx.d_regularizers, step, reg_ctx, ctx.stats, "reg_d")
-        _step(ctx, loss, ctx.opt_d)
-        for reg in ctx.d_regularizers:
-            reg.after_d_step(ctx.D)  # e.g. WGAN weight clipping
-        ctx.stats.report("loss_d", loss)
+        reg_ctx = RegContext(D=ctx.nets.eager["D"], real=real_in, fake=fake_in, labels=labels,
+                             fake_labels=fake_labels, features=getattr(ctx.nets.call["D"], "features", None))
+        loss = loss + regularize(ctx.regularizers["d"], step, reg_ctx, ctx.stats, "reg_d")
         if measure:
-            real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
-            ctx.stats.report("d_real", torch.sigmoid(real_logits))
-            ctx.stats.report("d_fake", torch.sigmoid(fake_logits))
-            ctx.stats.report("d_acc_real", (real_logits > 0).float())
-            ctx.stats.report("d_acc_fake", (fake_logits < 0).float())
-            ctx.stats.report("grad_norm_d", grad_norm(ctx.D))
+            report_d_outputs(ctx.stats, real_logits, fake_logits)
+        return loss
 
-    def g_phase(step: int, measure: bool) -> None:
-        real, labels = ctx.last_real if ctx.last_real is not None else next(ctx.batches)
-        D_g.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+    def g_loss(ctx: PhaseContext, step: int, measure: bool) -> Tensor:
+        batch = ctx.scratch.get("real") or next(ctx.batches)
+        real, labels = batch["x"], batch.get("y")
+        D = ctx.nets.call["D"]  # frozen in this phase: gradients flow through D, not into its weights
         with ctx.autocast():
-            if ctx.pending_fake is not None:  # the D step's fakes, still attached to G's graph
-                fake, fake_labels = ctx.pending_fake
-                ctx.pending_fake = None
+            pending = ctx.scratch.pop("fake", None)
+            if pending is not None:  # the D phase's fakes, still attached to G's graph
+                fake, fake_labels = pending
             else:
                 z, fake_labels = ctx.sample_inputs(ctx.batch_size)
-                fake = ctx.G(z, fake_labels)
+                fake = ctx.nets.train["G"](z, fake_labels)
             fake_in = ctx.augment(fake, step)
-            fake_logits = D_g(fake_in, fake_labels).float()
+            fake_logits = D(fake_in, fake_labels).float()
             # Relativistic losses compare with D(real); others ignore it, so it is only computed when needed.
-            real_in = ctx.augment(real, step) if ctx.loss.g_needs_real or ctx.g_regularizers else real
-            real_logits = D_g(real_in, labels).float() if ctx.loss.g_needs_real else fake_logits.detach()
+            g_regs = ctx.regularizers["g"]
+            real_in = ctx.augment(real, step) if ctx.loss.g_needs_real or g_regs else real
+            real_logits = D(real_in, labels).float() if ctx.loss.g_needs_real else fake_logits.detach()
             loss = ctx.loss.g(real_logits, fake_logits)
-        reg_ctx = RegContext(D=D_g, real=real_in, fake=fake_in, labels=labels, features=features)
-        loss = loss + _regularize(ctx.g_regularizers, step, reg_ctx, ctx.stats, "reg_g")
-        _step(ctx, loss, ctx.opt_g)
-        D_g.requires_grad_(True)
-        ctx.after_g_step()
-        ctx.stats.report("loss_g", loss)
-        if measure:
-            ctx.stats.report("grad_norm_g", grad_norm(ctx.G))
+        reg_ctx = RegContext(D=D, real=real_in, fake=fake_in, labels=labels, fake_labels=fake_labels,
+                             features=getattr(D, "features", None))
+        return loss + regularize(g_regs, step, reg_ctx, ctx.stats, "reg_g")
 
-    return [Phase("D", n_critic, d_phase), Phase("G", n_gen, g_phase)]
+    def after_d(ctx: PhaseContext) -> None:
+        for reg in ctx.regularizers["d"]:
+            reg.after_d_step(ctx.nets.train["D"])  # e.g. WGAN weight clipping
+
+    return [
+        PhaseSpec("D", optimizer="D", loss=d_loss, repeats=t.n_critic, after=after_d),
+        PhaseSpec("G", optimizer="G", loss=g_loss, frozen=("D",), repeats=t.n_gen),
+    ]
+
+
+def adversarial_optimizers(cfg: Any) -> dict[str, OptimizerSpec]:
+    """Optimizers "G" and "D" from train.lr_g / lr_d, betas_g / betas_d and weight_decay."""
+    t = cfg.train
+    return {
+        "G": OptimizerSpec(("G",), lr=t.lr_g, betas=tuple(t.betas_g), weight_decay=t.weight_decay),
+        "D": OptimizerSpec(("D",), lr=t.lr_d, betas=tuple(t.betas_d), weight_decay=t.weight_decay),
+    }

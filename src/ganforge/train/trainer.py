@@ -25,48 +25,47 @@ from torch import Tensor, nn
 from ganforge.augment import build_augment
 from ganforge.config import Config
 from ganforge.data import TensorData, load_dataset
+from ganforge.devices import select_device
 from ganforge.errors import CheckpointError, ConfigError, GanforgeError
 from ganforge.losses import get_loss
 from ganforge.models import FAMILIES, DataSpec
+from ganforge.models.sampler import eval_mode
 from ganforge.regularizers import build_regularizers
-from ganforge.sampling import class_cycle, save_samples
+from ganforge.sampling import save_samples
 from ganforge.train import checkpoint as ckpt
 from ganforge.train import distributed
 from ganforge.train.ema import EMA
 from ganforge.train.evaluation import PeriodicEvaluator
 from ganforge.train.health import Diagnosis, HealthMonitor, diversity_ratio
-from ganforge.train.phases import StepContext, adversarial_phases
+from ganforge.train.phases import NetworkViews, OptimizerSpec, PhaseContext, PhaseSpec, grad_norm_of
 from ganforge.train.stats import MetricsLog, StatsCollector
 
 
-def select_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 class BatchStream:
-    """Endless batches from an in-memory dataset, in an order fixed by (seed, epoch).
+    """Endless batches from an in-memory dataset, in an order fixed by (seed, epoch), as dicts by batch key.
 
-    The order depends only on how many batches were drawn, so a resumed run draws exactly the batches the
-    uninterrupted run would have, with no sampler state to save.
+    A batch holds "x" (model space), "y" (labels) when the data has them, and the dataset's extras the family
+    asked for. The order depends only on how many batches were drawn, so a resumed run draws exactly the
+    batches the uninterrupted run would have, with no sampler state to save.
     """
 
     def __init__(self, data: TensorData, *, batch_size: int, seed: int, device: torch.device,
-                 position: int = 0, dist_info: distributed.DistInfo | None = None) -> None:
+                 keys: tuple[str, ...] = ("x", "y"), position: int = 0,
+                 dist_info: distributed.DistInfo | None = None) -> None:
         if len(data) < batch_size:
             raise ConfigError(f"dataset {data.name!r} has {len(data)} examples, fewer than train.batch_size "
                               f"{batch_size}; lower the batch size")
-        self.data = data.data.to(device)
-        self.labels = None if data.labels is None else data.labels.to(device)
+        self.tensors: dict[str, Tensor] = {"x": data.data.to(device)}
+        if data.labels is not None:
+            self.tensors["y"] = data.labels.to(device)
+        for key in keys:
+            if key in data.extras:
+                self.tensors[key] = data.extras[key].to(device)
         self.to_model_space = data.to_model_space
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
+        self.num_examples = len(data)
         self.per_epoch = len(data) // batch_size  # the last partial batch of an epoch is dropped
         self.position = position  # batches drawn so far
         self._epoch = -1
@@ -77,16 +76,15 @@ class BatchStream:
     def __iter__(self) -> BatchStream:
         return self
 
-    def __next__(self) -> tuple[Tensor, Tensor | None]:
+    def __next__(self) -> dict[str, Tensor]:
         epoch, index = divmod(self.position, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm = torch.randperm(len(self.data), generator=g).to(self.device)
+            self._perm = torch.randperm(self.num_examples, generator=g).to(self.device)
             self._epoch = epoch
         idx = distributed.shard(self._perm[index * self.batch_size : (index + 1) * self.batch_size], self.dist_info)
         self.position += 1
-        x = self.to_model_space(self.data[idx])
-        return x, (None if self.labels is None else self.labels[idx])
+        return {key: self.to_model_space(value[idx]) for key, value in self.tensors.items()}
 
 
 def total_steps(cfg: Config, num_examples: int) -> int:
@@ -134,6 +132,8 @@ class TrainResult:
 
 
 class Trainer:
+    """One generic loop over a family's names: its networks, optimizers, phases, EMAs, state and sampler."""
+
     def __init__(self, cfg: Config, run_dir: Path, *, resume: bool = False) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -147,35 +147,45 @@ class Trainer:
         self.is_main = self.dist.is_main  # rank 0 alone writes logs, samples and checkpoints
         self.device = select_device(distributed.device_for(t.device, self.dist))
         self.data = load_dataset(cfg.data)
-        self.spec = DataSpec(shape=self.data.sample_shape, num_classes=self.data.num_classes)
-        if cfg.model.conditional and not self.spec.num_classes:
-            raise ConfigError(f"model.conditional needs labelled data; dataset {self.data.name!r} has no labels")
+        self.family = family = FAMILIES[cfg.model.family]
+        self.spec = DataSpec(shape=self.data.sample_shape, num_classes=self.data.num_classes,
+                             extra_shapes=tuple((k, tuple(v.shape[1:])) for k, v in self.data.extras.items()))
+        family.check(cfg, self.spec)
+        keys = family.batch_keys(cfg.model)
+        available = {"x", *self.data.extras} | ({"y"} if self.data.labels is not None else set())
+        missing = [key for key in keys if key not in available]
+        if missing:
+            raise ConfigError(f"model family {family.name!r} needs batch keys {missing}; dataset {self.data.name!r} "
+                              f"provides {', '.join(sorted(available))}")
         self.total = total_steps(cfg, len(self.data))
 
-        family = FAMILIES[cfg.model.family]
-        self.G = family.build_generator(cfg.model, self.spec).to(self.device)
-        self.D = family.build_discriminator(cfg.model, self.spec).to(self.device)
-        if t.channels_last and self.spec.is_image:
-            self.G.to(memory_format=torch.channels_last)
-            self.D.to(memory_format=torch.channels_last)
-        if t.sync_batchnorm and self.dist.distributed:  # before the optimizers: conversion makes new modules
-            self.G = distributed.convert_sync_batchnorm(self.G, self.device)
-            self.D = distributed.convert_sync_batchnorm(self.D, self.device)
-        self.ema = EMA(self.G, halflife_kimg=t.ema_kimg) if t.ema_kimg > 0 else None
+        # Networks in the family's order (their weights initialise from the global RNG in this order).
+        self.networks: dict[str, nn.Module] = {
+            name: build().to(self.device) for name, build in family.networks(cfg.model, self.spec).items()}
+        for name, net in self.networks.items():
+            if t.channels_last and self.spec.is_image:
+                net.to(memory_format=torch.channels_last)
+            if t.sync_batchnorm and self.dist.distributed:  # before the optimizers: conversion makes new modules
+                self.networks[name] = distributed.convert_sync_batchnorm(net, self.device)
+        self.emas = {name: EMA(self.networks[name], halflife_kimg=t.ema_kimg)
+                     for name in family.ema_networks} if t.ema_kimg > 0 else {}
 
-        fused = self.device.type == "cuda"  # fused Adam on CUDA; foreach (multi-tensor) elsewhere
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=tuple(t.betas_g),
-                                      weight_decay=t.weight_decay, fused=fused or None, foreach=None if fused else True)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=tuple(t.betas_d),
-                                      weight_decay=t.weight_decay, fused=fused or None, foreach=None if fused else True)
-        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, lr_lambda(cfg, self.total))
-        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, lr_lambda(cfg, self.total))
+        self.health = HealthMonitor(cfg.health)
+        self.optimizer_specs = family.optimizers(cfg)
+        self.optimizers = {name: self._build_optimizer(name, spec) for name, spec in self.optimizer_specs.items()}
+        base_schedule = lr_lambda(cfg, self.total)
+        # The rollback factor is derived from the health monitor's rollback count, so it needs no state of its own
+        # and the schedulers' state stays torch's.
+        scaled = lambda s: self.cfg.health.rollback_lr_factor ** self.health.rollbacks * base_schedule(s)  # noqa: E731
+        self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, scaled)
+                           for name, opt in self.optimizers.items()}
 
         self.loss = get_loss(cfg.loss.name, real_label=cfg.loss.real_label, fake_label=cfg.loss.fake_label)
         self.regularizers = build_regularizers(cfg.loss.regularizers).to(self.device)
         self.augment = build_augment(cfg.loss.augment).to(self.device)
         if not self.spec.is_image and any(name == "diffaugment" for name in cfg.loss.augment):
             raise ConfigError("loss.augment.diffaugment needs image data")
+        self.family_state = nn.ModuleDict(family.state(cfg, self.spec)).to(self.device)
 
         # Mixed precision: bf16 or fp16 (+ GradScaler) on CUDA; on CPU only bf16 (fast on CPUs with AVX512-BF16 or
         # AMX), fp16 falls back to fp32 there. Weights, optimizer state and losses stay fp32.
@@ -184,61 +194,79 @@ class Trainer:
         device_type = self.device.type
         self.autocast = (lambda: torch.autocast(device_type, dtype=dtype)) if dtype else nullcontext
         self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-        if t.compile:
-            self.G_step, self.D_step = (torch.compile(m, mode=t.compile_mode) for m in (self.G, self.D))
-        else:
-            self.G_step, self.D_step = self.G, self.D
-        # DDP wraps the (compiled) networks for the steps that update them; G's step calls D unwrapped.
-        self.G_ddp = distributed.wrap_ddp(self.G_step, self.device, self.dist)
-        self.D_ddp = distributed.wrap_ddp(self.D_step, self.device, self.dist)
+        compiled = {name: torch.compile(net, mode=t.compile_mode) if t.compile else net
+                    for name, net in self.networks.items()}
+        updated = {name for spec in self.optimizer_specs.values() for name in spec.networks}
+        views = NetworkViews(
+            train={name: distributed.wrap_ddp(net, self.device, self.dist) if name in updated else net
+                   for name, net in compiled.items()},
+            call=compiled, eager=self.networks)
 
-        self.health = HealthMonitor(cfg.health)
         self.stats = StatsCollector()
         self.step = 0
         self.best: float | None = None
         self.evals_without_improvement = 0
         self._best_pending = False  # an evaluation just beat `best`: the next checkpoint also becomes best.pt
         self.diagnoses: list[Diagnosis] = []
+        # What samples and evaluations come from (EMA weights where kept), and the raw networks' view for the
+        # health monitor's diversity check (it watches what training does now, not the average).
+        self.sampler = family.sampler({name: self.emas[name].model if name in self.emas else net
+                                       for name, net in self.networks.items()}, config=cfg.model, spec=self.spec)
+        self.raw_sampler = family.sampler(self.networks, config=cfg.model, spec=self.spec)
+        if cfg.eval.every and self.sampler.task != "generate":
+            raise ConfigError(f"eval.every scores generated samples; family {family.name!r} is a "
+                              f"{self.sampler.task} model")
         self.evaluator = PeriodicEvaluator(cfg.eval, self.data, seed=t.seed, data_root=cfg.data.root,
                                            device=self.device) if cfg.eval.every else None
 
-        # Fixed inputs, drawn from their own generators so they never disturb the training RNG stream.
+        # Fixed inputs, drawn from their own generator so they never disturb the training RNG stream.
         g = torch.Generator().manual_seed(t.seed + 1)
-        self.fixed_z = self.G.sample_latent(t.num_samples, generator=g).to(self.device)
-        labels = class_cycle(t.num_samples, self.G.num_classes)
-        self.fixed_labels = None if labels is None else labels.to(self.device)
+        self.fixed_inputs = self.raw_sampler.example_inputs(t.num_samples, generator=g, data=self.data)
         n_div = min(128, len(self.data))
         idx = torch.randperm(len(self.data), generator=g)[:n_div]
         self.diversity_real = self.data.to_model_space(self.data.data[idx]).to(self.device)
-        self.diversity_z = self.G.sample_latent(n_div, generator=g).to(self.device)
-        self.diversity_labels = self.data.labels[idx].to(self.device) \
-            if self.G.num_classes and self.data.labels is not None else None
+        self.diversity_inputs = self.raw_sampler.example_inputs(n_div, generator=g, data=self.data)
 
         start_position = 0
         if resume:
             state = ckpt.load_checkpoint(self.ckpt_dir / "last.pt", map_location=self.device)
             self._load_state(state)
             start_position = state["batches_drawn"]
-        self.batches = BatchStream(self.data, batch_size=t.batch_size, seed=t.seed, device=self.device,
+        self.batches = BatchStream(self.data, batch_size=t.batch_size, seed=t.seed, device=self.device, keys=keys,
                                    position=start_position, dist_info=self.dist)
-        d_regs = [r for r in self.regularizers if r.phase == "d"]
-        g_regs = [r for r in self.regularizers if r.phase == "g"]
-        self.ctx = StepContext(
-            G=self.G_ddp, D=self.D_ddp, opt_g=self.opt_g, opt_d=self.opt_d, loss=self.loss,
-            d_regularizers=d_regs, g_regularizers=g_regs, augment=self.augment, batches=self.batches,
-            batch_size=t.batch_size, device=self.device, stats=self.stats, autocast=self.autocast,
-            scaler=self.scaler, after_g_step=self._after_g_step,
-            G_module=self.G, D_frozen=self.D_step, D_eager=self.D,
-            shard=lambda x: distributed.shard(x, self.dist),
-            reuse_fakes=t.g_reuse_fakes,
+        self.ctx = PhaseContext(
+            nets=views, batches=self.batches, batch_size=t.batch_size, device=self.device, loss=self.loss,
+            regularizers={kind: [r for r in self.regularizers if r.phase == kind] for kind in ("d", "g")},
+            augment=self.augment, stats=self.stats, autocast=self.autocast, state=dict(self.family_state.items()),
+            config=cfg, shard=lambda x: distributed.shard(x, self.dist),
         )
-        self.phases = (family.phases or adversarial_phases)(self.ctx, n_critic=t.n_critic, n_gen=t.n_gen)
+        self.phases = family.phases(cfg)
+        for phase in self.phases:
+            if phase.optimizer not in self.optimizers:
+                raise ConfigError(f"phase {phase.name!r} names optimizer {phase.optimizer!r}; the family has "
+                                  f"{', '.join(self.optimizers)}")
+            unknown = [name for name in phase.frozen if name not in self.networks]
+            if unknown:
+                raise ConfigError(f"phase {phase.name!r} freezes unknown networks {unknown}")
+
+    def _build_optimizer(self, name: str, spec: OptimizerSpec) -> torch.optim.Optimizer:
+        """Adam over the spec's networks; each lr_mult prefix ("G.mapping") gets its own param group."""
+        named = [(f"{net}.{pname}", p) for net in spec.networks for pname, p in self.networks[net].named_parameters()]
+        groups: list[dict[str, Any]] = []
+        rest = []
+        for prefix, mult in spec.lr_mult.items():
+            params = [p for pname, p in named if pname == prefix or pname.startswith(prefix + ".")]
+            if not params:
+                raise ConfigError(f"optimizer {name!r}: lr_mult prefix {prefix!r} matches no parameter")
+            groups.append({"params": params, "lr": spec.lr * mult})
+        grouped = {id(p) for group in groups for p in group["params"]}
+        rest = [p for _, p in named if id(p) not in grouped]
+        fused = self.device.type == "cuda"  # fused Adam on CUDA; foreach (multi-tensor) elsewhere
+        params = rest if not groups else [{"params": rest}, *groups] if rest else groups
+        return torch.optim.Adam(params, lr=spec.lr, betas=tuple(spec.betas), weight_decay=spec.weight_decay,
+                                fused=fused or None, foreach=None if fused else True)
 
     # ------------------------------------------------------------------------------------------ state
-
-    def _after_g_step(self) -> None:
-        if self.ema is not None:
-            self.ema.update(self.G, self.cfg.train.batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
@@ -246,16 +274,15 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
             "config": self.cfg.to_yaml(),
-            "spec": {"shape": list(self.spec.shape), "num_classes": self.spec.num_classes},
+            "family": self.family.name,
+            "spec": self.spec.to_dict(),
             "step": self.step,
             "batches_drawn": self.batches.position,
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "G_ema": None if self.ema is None else self.ema.model.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "sched_g": self.sched_g.state_dict(),
-            "sched_d": self.sched_d.state_dict(),
+            "networks": {name: net.state_dict() for name, net in self.networks.items()},
+            "ema": {name: ema.model.state_dict() for name, ema in self.emas.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
+            "family_state": {name: module.state_dict() for name, module in self.family_state.items()},
             "regularizers": self.regularizers.state_dict(),
             "augment": self.augment.state_dict(),
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
@@ -267,14 +294,17 @@ class Trainer:
 
     def _load_state(self, state: dict[str, Any], *, restore_health: bool = True) -> None:
         try:
-            self.G.load_state_dict(state["G"])
-            self.D.load_state_dict(state["D"])
-            if self.ema is not None and state.get("G_ema") is not None:
-                self.ema.model.load_state_dict(state["G_ema"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            self.sched_g.load_state_dict(state["sched_g"])
-            self.sched_d.load_state_dict(state["sched_d"])
+            for name, net in self.networks.items():
+                net.load_state_dict(state["networks"][name])
+            for name, ema in self.emas.items():
+                if name in state["ema"]:  # a run that starts keeping an EMA on resume starts it from the weights
+                    ema.model.load_state_dict(state["ema"][name])
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            for name, sched in self.schedulers.items():
+                sched.load_state_dict(state["schedulers"][name])
+            for name, module in self.family_state.items():
+                module.load_state_dict(state["family_state"][name])
             self.regularizers.load_state_dict(state["regularizers"])
             self.augment.load_state_dict(state["augment"])
             if self.scaler is not None and state.get("scaler") is not None:
@@ -293,7 +323,7 @@ class Trainer:
                 from None
 
     def _finite(self) -> bool:
-        params = [p for m in (self.G, self.D) for p in m.parameters()]
+        params = [p for net in self.networks.values() for p in net.parameters()]
         return bool(torch.stack([p.isfinite().all() for p in params]).all())
 
     def save_checkpoint(self) -> None:
@@ -313,6 +343,43 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ loop
 
+    def run_step(self, measure: bool) -> None:
+        """One training step: the family's hook, then every phase that is due, then the LR schedules."""
+        self.family.on_step(self.ctx, self.step)
+        for phase in self.phases:
+            if self.step < phase.start or self.step % phase.interval:
+                continue
+            for _ in range(phase.repeats):
+                self._run_phase(phase, measure)
+        for sched in self.schedulers.values():
+            sched.step()
+
+    def _run_phase(self, phase: PhaseSpec, measure: bool) -> None:
+        frozen = [self.networks[name] for name in phase.frozen]
+        for net in frozen:
+            net.requires_grad_(False)  # gradients flow through these networks, not into their weights
+        loss = phase.loss(self.ctx, self.step, measure)
+        optimizer = self.optimizers[phase.optimizer]
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        for net in frozen:
+            net.requires_grad_(True)
+        if phase.after is not None:
+            phase.after(self.ctx)
+        for name in self.optimizer_specs[phase.optimizer].networks:
+            if name in self.emas:
+                self.emas[name].update(self.networks[name], self.cfg.train.batch_size)
+        self.stats.report(f"loss_{phase.name.lower()}", loss)
+        if measure:
+            self.stats.report(f"grad_norm_{phase.optimizer.lower()}",
+                              grad_norm_of([p for group in optimizer.param_groups for p in group["params"]]))
+
     def fit(self) -> TrainResult:
         t = self.cfg.train
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -330,11 +397,7 @@ class Trainer:
         try:
             while self.step < self.total:
                 measure = (self.step + 1) % t.log_every == 0 or self.step + 1 == self.total
-                for phase in self.phases:
-                    for _ in range(phase.repeats):
-                        phase.run(self.step, measure)
-                self.sched_g.step()
-                self.sched_d.step()
+                self.run_step(measure)
                 self.step += 1
                 tick_steps += 1
                 progress.update(1)
@@ -377,7 +440,7 @@ class Trainer:
         images = steps * t.batch_size * t.n_critic
         record = {"step": self.step, "kimg": self.batches.position * t.batch_size / 1000,
                   **stats, "images_per_s": images / max(elapsed, 1e-9),
-                  "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"]}
+                  **{f"lr_{name.lower()}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}}
         self.log.write(record)
         progress.set_postfix(
             {k: f"{record[k]:.3g}" for k in ("loss_d", "loss_g", "d_real", "d_fake") if k in record}
@@ -396,7 +459,7 @@ class Trainer:
     def _evaluate(self) -> str | None:
         """One periodic evaluation (rank 0 computes, every rank learns the outcome); "early_stopping" or None."""
         start = time.perf_counter()
-        results = self.evaluator.evaluate(self.sampling_generator) if self.is_main else None
+        results = self.evaluator.evaluate(self.sampler) if self.is_main else None
         results = distributed.broadcast_object(results)
         outcome, self.best, self.evals_without_improvement = self.evaluator.judge(
             results, self.best, self.evals_without_improvement)
@@ -416,22 +479,21 @@ class Trainer:
 
     @torch.no_grad()
     def _diversity(self) -> float:
-        self.G.eval()
-        fake = self.G(self.diversity_z, self.diversity_labels)
-        self.G.train()
+        with eval_mode(self.raw_sampler):
+            fake = self.raw_sampler.preview(self.diversity_inputs)
         return diversity_ratio(fake.float(), self.diversity_real)
 
     def _rollback(self, diag: Diagnosis) -> str | None:
-        """Restore the last good checkpoint and lower both learning rates (the monitor allows max_rollbacks)."""
+        """Restore the last good checkpoint and lower every learning rate (the monitor allows max_rollbacks)."""
         state = ckpt.load_checkpoint(self.ckpt_dir / "last.pt", map_location=self.device)
         self._load_state(state, restore_health=False)  # the monitor keeps its record and its rollback count
         self.health.after_rollback()
-        factor = self.cfg.health.rollback_lr_factor**self.health.rollbacks
-        for sched, base in ((self.sched_g, self.cfg.train.lr_g), (self.sched_d, self.cfg.train.lr_d)):
-            sched.base_lrs = [base * factor for _ in sched.base_lrs]
-            for group, base_lr, fn in zip(sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
-                group["lr"] = base_lr * fn(sched.last_epoch)
-            sched._last_lr = [group["lr"] for group in sched.optimizer.param_groups]
+        # The schedules read the rollback count (see __init__); the optimizers' current rates follow at once.
+        for name, optimizer in self.optimizers.items():
+            sched = self.schedulers[name]
+            for group, fn in zip(optimizer.param_groups, sched.lr_lambdas):
+                group["lr"] = group["initial_lr"] * fn(sched.last_epoch)
+        factor = self.cfg.health.rollback_lr_factor ** self.health.rollbacks
         self.batches.position = state["batches_drawn"]
         self.stats.flush()
         self._log_event("rollback", f"restored step {self.step}; learning rates x{factor:g} of the original")
@@ -440,21 +502,13 @@ class Trainer:
     def _log_event(self, name: str, message: str) -> None:
         self.log.write({"step": self.step, "event": name, "message": message})
 
-    @property
-    def sampling_generator(self) -> nn.Module:
-        """What samples and evaluations come from: the EMA of G when the run keeps one, else G."""
-        return self.ema.model if self.ema is not None else self.G
-
     @torch.no_grad()
     def save_samples(self) -> Path:
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         if not self.is_main:
             return path
-        generator = self.sampling_generator
-        was_training = generator.training
-        generator.eval()
-        samples = generator(self.fixed_z, self.fixed_labels).float().cpu()
-        generator.train(was_training)
+        with eval_mode(self.sampler):
+            samples = self.sampler.preview(self.fixed_inputs).float().cpu()
         real = self.data.data[:2000] if not self.spec.is_image else None
         save_samples(samples, path, real_points=real)
         return path

@@ -1,0 +1,130 @@
+"""Running a saved model: `load_sampler`, `load_generator` and `evaluate_checkpoint`.
+
+This sits above the config, the families, the checkpoint format and the metrics (it imports them all; none of
+them imports it), so loading what a run left behind never pulls the trainer in and never makes a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganforge.config import build_section, config_from_dict, parse_yaml
+from ganforge.errors import CheckpointError
+from ganforge.models import FAMILIES, DataSpec, Sampler
+from ganforge.models.sampler import PRETRAINED_CONFIG, PRETRAINED_WEIGHTS
+from ganforge.train.checkpoint import load_checkpoint, resolve_checkpoint
+
+__all__ = ["evaluate_checkpoint", "load_generator", "load_sampler", "sampler_from_state"]
+
+
+def load_sampler(path: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True) -> Sampler:
+    """The sampler of a run directory, a checkpoint file or a `save_pretrained` folder, ready (eval mode).
+
+    Only the networks the sampler needs are built (no D, no optimizers); EMA weights when the run kept them
+    and `use_ema`. No dataset is needed.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / PRETRAINED_CONFIG).exists():
+        return _load_pretrained(path, device=device)
+    return sampler_from_state(load_checkpoint(path), resolve_checkpoint(path), device=device, use_ema=use_ema)
+
+
+def load_generator(path: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True) -> nn.Module:
+    """The generator network "G" of a noise-to-sample run (a ready nn.Module: G(z, labels))."""
+    sampler = load_sampler(path, device=device, use_ema=use_ema)
+    if "G" not in sampler.nets or sampler.task != "generate":
+        raise CheckpointError(f"{path} holds a {sampler.task} model, not a noise generator; use load_sampler")
+    return sampler.nets["G"]
+
+
+def sampler_from_state(state: dict[str, Any], source: Path, *, device: str | torch.device = "cpu",
+                       use_ema: bool = True) -> Sampler:
+    """The sampler of an already loaded checkpoint `state` (read from `source`, named in errors)."""
+    try:
+        # parse_yaml: a damaged config text is a one-line ConfigError, not a YAML traceback
+        cfg = config_from_dict(parse_yaml(state["config"], f"the config stored in {source}"))
+        spec = DataSpec.from_dict(state["spec"])
+        networks, ema = state["networks"], state.get("ema") or {}
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{source} is missing {err} (not a complete checkpoint)") from None
+    family = FAMILIES[cfg.model.family]
+    weights = {name: ema[name] if use_ema and name in ema else networks.get(name)
+               for name in family.sampler.network_names}
+    return _build_sampler(family, cfg.model, spec, weights, source, device)
+
+
+def _build_sampler(family, model_cfg, spec: DataSpec, weights: dict, source: Path, device) -> Sampler:
+    builders = family.networks(model_cfg, spec)
+    nets = {}
+    for name, sd in weights.items():
+        if sd is None:
+            raise CheckpointError(f"{source} has no weights for network {name!r}")
+        net = builders[name]()
+        try:
+            net.load_state_dict(sd)
+        except RuntimeError as err:
+            raise CheckpointError(f"{name} weights do not match its config: {str(err).splitlines()[0]}") from None
+        nets[name] = net
+    sampler = family.sampler(nets, config=model_cfg, spec=spec)
+    return sampler.to(device).eval().requires_grad_(False)
+
+
+def _load_pretrained(folder: Path, *, device) -> Sampler:
+    from safetensors.torch import load_file
+
+    try:
+        meta = json.loads((folder / PRETRAINED_CONFIG).read_text())
+        family = FAMILIES[meta["family"]]
+        model_cfg = build_section(family.config_class, meta["model"], "model")
+        model_cfg.validate()
+        spec = DataSpec.from_dict(meta["spec"])
+        tensors = load_file(str(folder / PRETRAINED_WEIGHTS))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{folder} is not a ganforge sampler folder ({type(err).__name__}: {err})") from None
+    weights = {name: {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
+               for name in family.sampler.network_names}
+    return _build_sampler(family, model_cfg, spec, weights, folder, device)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,  # a run directory (its last checkpoint) or a checkpoint file
+    metrics: Sequence[str] | str | None,  # as evaluate(); None: default_metrics for the generator's output
+    *,
+    num: int = 10_000,  # samples to generate
+    real: str | None = None,  # a spec for resolve_real; None: the run's own training data, at its training size
+    data_root: str | Path | None = None,  # dataset files (default: the run's data.root)
+    use_ema: bool = True,  # sample the EMA of G when the checkpoint has one
+    seed: int = 0,  # noise seed of the samples (and of evaluate's subsets)
+    device: str | torch.device = "cpu",
+    **kwargs,  # the rest of evaluate()'s keywords (features, resize, num_real, ...)
+) -> dict[str, float]:
+    """Generate `num` samples from a checkpoint and evaluate them; conditional models cycle through classes."""
+    from ganforge.data import load_dataset
+    from ganforge.errors import GanforgeError
+    from ganforge.metrics.evaluate import default_metrics, evaluate
+    from ganforge.metrics.sources import Samples, training_samples
+    from ganforge.sampling import class_cycle
+
+    state = load_checkpoint(checkpoint)  # read once: the sampler and, for the default real set, the config
+    sampler = sampler_from_state(state, resolve_checkpoint(checkpoint), device=device, use_ema=use_ema)
+    if sampler.task != "generate":
+        raise GanforgeError(f"evaluate scores generated samples; this is a {sampler.task} model")
+    if real is None:
+        cfg = config_from_dict(parse_yaml(state["config"], f"the config in {checkpoint}"))
+        if data_root is not None:
+            cfg.data.root = str(data_root)
+        real_samples: Samples | str = training_samples(load_dataset(cfg.data))
+        data_root = cfg.data.root
+    else:
+        real_samples = real
+    fake = sampler.generate(num, seed=seed, device=device)
+    labels = class_cycle(num, sampler.num_classes)  # the classes generate() used
+    metrics = default_metrics(sampler.spec.is_image) if metrics is None else metrics
+    return evaluate(fake, real_samples, metrics, fake_labels=labels, data_root=data_root, seed=seed, device=device,
+                    **kwargs)
