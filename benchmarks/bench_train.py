@@ -255,7 +255,8 @@ def ganforge_dcgan64_models(data_root: Path, device):
     cfg = config_from_dict(ganforge_raw("dcgan64", data_root, {}))
     spec = DataSpec(shape=(3, 64, 64))
     family = FAMILIES[cfg.model.family]
-    return family.build_generator(cfg.model, spec).to(device), family.build_discriminator(cfg.model, spec).to(device)
+    nets = family.networks(cfg.model, spec)
+    return nets["G"]().to(device), nets["D"]().to(device)
 
 
 def toy_models(device):
@@ -338,7 +339,7 @@ def run_case(name: str, *, steps: int, warmup: int, data_root: Path) -> dict[str
     """Run one configuration in this process; returns its record (None on ranks other than 0)."""
     import torch
 
-    from ganforge.train.trainer import select_device
+    from ganforge.devices import select_device
 
     case = CASES[name]
     device = select_device("auto")

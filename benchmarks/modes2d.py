@@ -46,7 +46,7 @@ from ganforge.data import load_dataset
 from ganforge.data.toy2d import GRID_STD, RING_STD, grid_centers, ring_centers
 from ganforge.metrics.toy_modes import mode_metrics
 from ganforge.sampling import generate
-from ganforge.train.checkpoint import load_generator
+from ganforge.saved import load_generator
 from ganforge.train.trainer import train
 
 HERE = Path(__file__).resolve().parent

@@ -38,3 +38,36 @@ def tiny_config(**sections):
     if "model" in sections:  # another family: its keys replace the MLP's instead of merging with them
         base["model"] = {}
     return merge(base, sections)
+
+
+def assert_checkpoints_equal(a: dict, b: dict, *, sections=("networks", "ema", "optimizers"), atol: float | None = None,
+                             rtol: float = 1e-4) -> None:
+    """Every tensor of the named checkpoint sections (by network / optimizer name) equal; close with `atol`."""
+    for section in sections:
+        assert a[section].keys() == b[section].keys(), section
+        for name in a[section]:
+            flat_a, flat_b = _flat(a[section][name]), _flat(b[section][name])
+            assert flat_a.keys() == flat_b.keys(), f"{section}.{name}"
+            for key, value in flat_a.items():
+                other = flat_b[key]
+                where = f"{section}.{name}.{key} differs"
+                if not isinstance(value, torch.Tensor):
+                    assert value == other, where
+                elif atol is not None and value.is_floating_point():
+                    torch.testing.assert_close(other, value, atol=atol, rtol=rtol, msg=where)
+                else:
+                    assert torch.equal(value, other), where
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    if isinstance(tree, list | tuple) and tree and isinstance(tree[0], dict):
+        out = {}
+        for i, v in enumerate(tree):
+            out.update(_flat(v, f"{prefix}{i}."))
+        return out
+    return {prefix.rstrip("."): tree}

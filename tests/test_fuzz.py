@@ -26,7 +26,8 @@ from ganforge.cli import main
 from ganforge.config import Config, config_from_dict
 from ganforge.errors import CheckpointError, ConfigError
 from ganforge.models import FAMILIES
-from ganforge.train.checkpoint import load_checkpoint, load_generator
+from ganforge.saved import load_generator
+from ganforge.train.checkpoint import load_checkpoint
 from ganforge.train.trainer import train
 
 # FUZZ_EXAMPLES=2000 for a long local hunt; the default keeps the file to a few seconds.

@@ -8,7 +8,8 @@ from ganforge.models import FAMILIES, DataSpec
 def build(family, spec, **model):
     cfg = config_from_dict({"model": {"family": family, **model}}).model
     f = FAMILIES[family]
-    return f.build_generator(cfg, spec), f.build_discriminator(cfg, spec)
+    nets = f.networks(cfg, spec)
+    return nets["G"](), nets["D"]()
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 64), (3, 32, 48), (2,)])

@@ -43,7 +43,8 @@ def quadratic(x: Tensor, y: Tensor | None = None) -> Tensor:
 
 
 def ctx_for(D, real: Tensor, fake: Tensor, **kw) -> RegContext:
-    return RegContext(D=D, real=real, fake=fake, labels=kw.get("labels"), features=kw.get("features"))
+    return RegContext(D=D, real=real, fake=fake, labels=kw.get("labels"), fake_labels=kw.get("fake_labels"),
+                      features=kw.get("features"))
 
 
 def images(b: int = 3) -> tuple[Tensor, Tensor]:
@@ -112,11 +113,12 @@ def test_labels_reach_conditional_d() -> None:
         seen.append(y)
         return quadratic(x)
 
-    labels = torch.tensor([1, 0])
+    labels, fake_labels = torch.tensor([1, 0]), torch.tensor([0, 0])
     real, fake = torch.randn(2, 3), torch.randn(2, 3)
     for reg in [GradientPenalty(), R1Penalty(), R2Penalty()]:
-        reg(ctx_for(D, real, fake, labels=labels))
-    assert len(seen) == 3 and all(y is labels for y in seen)
+        reg(ctx_for(D, real, fake, labels=labels, fake_labels=fake_labels))
+    # GP judges interpolates under the real classes, R1 the reals, R2 the fakes under their own classes.
+    assert len(seen) == 3 and seen[0] is labels and seen[1] is labels and seen[2] is fake_labels
 
 
 def test_feature_matching_closed_form() -> None:
@@ -176,3 +178,49 @@ def test_build_regularizers_errors() -> None:
         build_regularizers({"r1": {"interval": 0}})
     with pytest.raises(ConfigError):
         build_regularizers({"gp": {"weight": -1}})
+
+
+class _ClassScaledD(torch.nn.Module):
+    """logit = scale[y] * sum(x): the input gradient's norm depends on the class it is judged under."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor([1.0, 3.0]))
+
+    def forward(self, x, labels):
+        return self.scale[labels] * x.flatten(1).sum(1)
+
+
+def test_r2_judges_fakes_under_their_own_classes():
+    D = _ClassScaledD()
+    real, fake = torch.randn(4, 1, 2, 2), torch.randn(4, 1, 2, 2)
+    real_labels, fake_labels = torch.tensor([0, 0, 0, 0]), torch.tensor([1, 1, 1, 1])
+    ctx = RegContext(D=D, real=real, fake=fake, labels=real_labels, fake_labels=fake_labels)
+    # grad of scale[y] * sum(x) w.r.t. x is scale[y] everywhere: ||g||^2 = 4 * scale[y]^2 (4 pixels).
+    r2 = R2Penalty(gamma=2.0)(ctx)
+    assert r2.item() == pytest.approx(0.5 * 2.0 * 4 * 3.0**2)  # under the fakes' class 1, not the reals' class 0
+    r1 = R1Penalty(gamma=2.0)(ctx)
+    assert r1.item() == pytest.approx(0.5 * 2.0 * 4 * 1.0**2)
+
+
+def test_training_passes_the_fakes_labels_to_r2(tmp_path, monkeypatch):
+    from ganforge.config import config_from_dict
+    from ganforge.train.trainer import train
+
+    seen = []
+    original = R2Penalty.forward
+
+    def recording(self, ctx):
+        seen.append((ctx.labels.clone(), ctx.fake_labels.clone()))
+        return original(self, ctx)
+
+    monkeypatch.setattr(R2Penalty, "forward", recording)
+    raw = {"data": {"name": "digits", "image_size": [8], "limit": 128},
+           "model": {"family": "dcgan", "latent_dim": 4, "g_channels": 4, "d_channels": 4, "conditional": True},
+           "loss": {"regularizers": {"r2": {"gamma": 1.0}}},
+           "train": {"batch_size": 32, "steps": 3, "progress": False, "log_every": 3}}
+    train(config_from_dict(raw), tmp_path / "run")
+    assert len(seen) == 3
+    for real_labels, fake_labels in seen:
+        assert not torch.equal(real_labels, fake_labels)  # drawn for G, not the real batch's
+        assert fake_labels.min() >= 0 and fake_labels.max() < 10

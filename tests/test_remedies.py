@@ -16,7 +16,7 @@ from ganforge.config import config_from_dict, merge
 from ganforge.data.toy2d import GRID_STD, grid_centers
 from ganforge.metrics.toy_modes import mode_metrics
 from ganforge.sampling import generate
-from ganforge.train.checkpoint import load_generator
+from ganforge.saved import load_generator
 from ganforge.train.trainer import train
 
 SEEDS = (0, 1)

@@ -85,6 +85,21 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _translate(args: argparse.Namespace) -> int:
+    from ganforge.sampling import translate_files
+    from ganforge.saved import load_sampler
+
+    sampler = load_sampler(args.checkpoint, use_ema=not args.no_ema)
+    wanted = "upscale" if args.command == "upscale" else "translate"
+    if sampler.task != wanted:
+        raise GanforgeError(f"{args.checkpoint} holds a {sampler.task} model; `ganforge {args.command}` needs "
+                            f"{'an' if wanted == 'upscale' else 'a'} {wanted} model")
+    paths = translate_files(sampler, Path(args.images), Path(args.out), direction=getattr(args, "direction", None),
+                            overwrite=args.overwrite)
+    print(f"wrote {len(paths)} image(s) to {args.out}")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -168,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=_generate)
+
+    for name, text in (("translate", "translate images with an image-to-image model (pix2pix, CycleGAN, ...)"),
+                       ("upscale", "upscale images with a super-resolution model (SRGAN, SRResNet)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("checkpoint", help="a run directory, a checkpoint file or a save_pretrained folder")
+        p.add_argument("images", help="an image file or a folder of images")
+        p.add_argument("--out", required=True, help="output folder: one PNG per input, with the input's name")
+        if name == "translate":
+            p.add_argument("--direction", help="a2b or b2a (models that translate both ways); default: the first")
+        p.add_argument("--no-ema", action="store_true", help="use the raw network, not its EMA")
+        p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+        p.set_defaults(func=_translate)
 
     p = sub.add_parser("evaluate", help="score generated samples: FID, KID, precision/recall, modes, ...",
                        description="Score a run's generator (RUN_OR_CHECKPOINT) or a set of samples (--fake) "

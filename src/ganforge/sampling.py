@@ -121,3 +121,66 @@ def write_outputs(samples: Tensor, out: Path, *, fmt: str, grid: bool, overwrite
 def _refuse_existing(target: Path, overwrite: bool) -> None:
     if target.exists() and not overwrite:
         raise GanforgeError(f"{target} exists; pass --overwrite to replace it")
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+_MODE_CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
+
+
+def read_image_files(source: Path, channels: int) -> list[tuple[str, Tensor]]:
+    """(name, uint8 (C, H, W)) for an image file or every image in a folder; all read before anything is written.
+
+    A palette image counts as RGB (RGBA with transparency); an image whose channel count differs from the
+    model's is an error naming the file, as is a file that cannot be read.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise GanforgeError(f"{source} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    elif source.exists():
+        files = [source]
+    else:
+        raise GanforgeError(f"{source} not found")
+    images = []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                im.load()
+                if im.mode == "P":
+                    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                elif im.mode in ("I;16", "I", "F"):
+                    im = im.convert("L")
+                found = _MODE_CHANNELS.get(im.mode)
+                if found != channels:
+                    raise GanforgeError(f"{path}: a {im.mode} image ({found or len(im.getbands())} channels); "
+                                        f"this model takes {channels}-channel images")
+                array = np.asarray(im, dtype=np.uint8)
+        except (OSError, UnidentifiedImageError) as err:
+            raise GanforgeError(f"cannot read image {path}: {err}") from None
+        tensor = torch.from_numpy(array.copy())
+        tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
+        images.append((path.stem, tensor.contiguous()))
+    return images
+
+
+def translate_files(sampler, source: Path, out: Path, *, direction: str | None = None,
+                    overwrite: bool = False) -> list[Path]:
+    """Run a translate/upscale sampler on an image or a folder; one PNG per input, named after it, in `out`.
+
+    Every input is read and translated before the first file is written, so a bad input leaves nothing
+    half-written; existing outputs are kept unless `overwrite`.
+    """
+    from torchvision.utils import save_image
+
+    images = read_image_files(source, sampler.input_shape(direction)[0])
+    targets = [out / f"{name}.png" for name, _ in images]
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise GanforgeError(f"{existing[0]} exists; pass --overwrite to replace it")
+    results = [sampler.translate(image[None], direction=direction)[0] for _, image in images]
+    out.mkdir(parents=True, exist_ok=True)
+    for target, result in zip(targets, results):
+        save_image(result.float() / 255.0, target)
+    return targets

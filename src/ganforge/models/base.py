@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.errors import ConfigError
+from ganforge.models.sampler import NoiseSampler, Sampler
 from ganforge.nn.layers import MinibatchDiscrimination, MinibatchStdDev, Pack
 from ganforge.nn.spectral import apply_spectral_norm
 from ganforge.registry import Registry
@@ -176,7 +177,7 @@ class Family:
     config_class: type[ModelConfig] = ModelConfig  # the `model` config section's dataclass
     description: str = ""  # one line for `ganforge presets` and the README table
     ema_networks: tuple[str, ...] = ()  # networks whose weights keep an EMA (sampled instead of the raw ones)
-    sampler: type = None  # a ganforge.models.sampler.Sampler subclass
+    sampler: type[Sampler] = Sampler  # what a user runs on the trained model (NoiseSampler, ...)
 
     def networks(self, model: ModelConfig, spec: DataSpec) -> dict[str, Callable[[], nn.Module]]:
         raise NotImplementedError
@@ -208,8 +209,6 @@ class AdversarialFamily(Family):
     def __init__(self, *, name: str, config_class: type[ModelConfig], description: str,
                  generator: Callable[[ModelConfig, DataSpec], Generator],
                  discriminator: Callable[[ModelConfig, DataSpec], Discriminator]) -> None:
-        from ganforge.models.sampler import NoiseSampler
-
         self.name = name
         self.config_class = config_class
         self.description = description

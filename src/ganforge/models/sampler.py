@@ -13,13 +13,15 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
-from ganforge.models.base import DataSpec, ModelConfig
+
+if TYPE_CHECKING:  # annotations only: base.py imports this module
+    from ganforge.models.base import DataSpec, ModelConfig
 
 PRETRAINED_WEIGHTS = "model.safetensors"
 PRETRAINED_CONFIG = "config.json"
@@ -60,9 +62,13 @@ class Sampler(nn.Module):
         """n fixed inputs for sample grids and diversity checks, drawn from `generator` (data rows if needed)."""
         raise NotImplementedError
 
-    def preview(self, inputs: dict[str, Tensor]) -> Tensor:
-        """Model-space outputs for `example_inputs` (a sample grid shows them; diversity is measured on them)."""
+    def outputs(self, inputs: dict[str, Tensor]) -> Tensor:
+        """Model-space outputs for `example_inputs`: what the health monitor measures diversity on."""
         raise NotImplementedError
+
+    def preview(self, inputs: dict[str, Tensor]) -> Tensor:
+        """What a sample grid shows for `example_inputs`: the outputs, or inputs and targets beside them."""
+        return self.outputs(inputs)
 
     # ----------------------------------------------------------------------------------- save / load
 
@@ -123,7 +129,88 @@ class NoiseSampler(Sampler):
             inputs["labels"] = labels
         return inputs
 
-    def preview(self, inputs: dict[str, Tensor]) -> Tensor:
+    def outputs(self, inputs: dict[str, Tensor]) -> Tensor:
         device = self.device
         labels = inputs.get("labels")
         return self(inputs["z"].to(device), None if labels is None else labels.to(device))
+
+
+class TranslationSampler(Sampler):
+    """Images -> images (pix2pix, CycleGAN, super-resolution): each direction is one network.
+
+    `directions` maps a direction name to the network that computes it and the batch key of its input; the
+    first is the default. Outputs are `scale` times the input size. Inference on images larger than `tile`
+    pixels runs in overlapping tiles (ganforge.nn.image2image.tiled), so memory stays bounded.
+    """
+
+    task = "translate"
+    network_names = ("G",)
+    directions: ClassVar[dict[str, tuple[str, str]]] = {"a2b": ("G", "a")}  # name -> (network, input key)
+    target_key: ClassVar[str] = "x"  # the batch key a2b outputs are compared with (previews: input|output|target)
+    scale: ClassVar[int] = 1  # output size / input size
+    tile: ClassVar[int] = 512  # larger inputs are processed in overlapping tiles of this many pixels
+    multiple: ClassVar[int] = 1  # input sides must be multiples of this (a U-Net's 2**depth)
+
+    def input_shape(self, direction: str | None = None) -> tuple[int, ...]:
+        _, key = self.directions[self._direction(direction)]
+        return self.spec.shape_of(key)
+
+    def _direction(self, direction: str | None) -> str:
+        if direction is None:
+            return next(iter(self.directions))
+        if direction not in self.directions:
+            raise GanforgeError(f"this model translates {', '.join(self.directions)} only, not {direction!r}")
+        return direction
+
+    def forward(self, x: Tensor, direction: str | None = None) -> Tensor:
+        """Model-space images (B, C_in, H, W) -> (B, C_out, scale*H, scale*W)."""
+        network, _ = self.directions[self._direction(direction)]
+        return self.nets[network](x)
+
+    @torch.no_grad()
+    def translate(self, images: Tensor, *, direction: str | None = None) -> Tensor:
+        """uint8 images (N, C_in, H, W) -> uint8 outputs, one image at a time, tiled when large."""
+        from ganforge.nn.image2image import tiled
+
+        direction = self._direction(direction)
+        channels = self.input_shape(direction)[0]
+        if images.ndim != 4 or images.shape[1] != channels:
+            raise GanforgeError(f"this model takes {channels}-channel images, got shape {tuple(images.shape)}")
+        h, w = images.shape[-2:]
+        if h % self.multiple or w % self.multiple:
+            raise GanforgeError(f"image sides must be multiples of {self.multiple}, got {h}x{w}")
+        outputs = []
+        for image in images:
+            x = image[None].to(self.device).float().div(127.5).sub(1.0)
+            if max(h, w) > self.tile:
+                y = tiled(lambda t: self(t, direction), x, tile=self.tile, overlap=min(64, self.tile // 4),
+                          scale=self.scale, multiple=self.multiple)
+            else:
+                y = self(x, direction)
+            outputs.append(y.add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8).cpu())
+        return torch.cat(outputs)
+
+    def example_inputs(self, n: int, *, generator: torch.Generator, data=None) -> dict[str, Tensor]:
+        _, key = next(iter(self.directions.values()))
+        idx = torch.randperm(len(data), generator=generator)[:n]
+        inputs = {"input": data.to_model_space(data.extras[key][idx] if key != "x" else data.data[idx])}
+        if self.target_key == "x":
+            inputs["target"] = data.to_model_space(data.data[idx])
+        elif self.target_key in data.extras:
+            inputs["target"] = data.to_model_space(data.extras[self.target_key][idx])
+        return inputs
+
+    def outputs(self, inputs: dict[str, Tensor]) -> Tensor:
+        return self(inputs["input"].to(self.device))
+
+    def preview(self, inputs: dict[str, Tensor]) -> Tensor:
+        """input | output | target side by side per example (channels tiled to match), (B, C, H, 3W)."""
+        import torch.nn.functional as F
+
+        out = self.outputs(inputs).float().cpu()
+        panels = [inputs["input"].float(), out] + ([inputs["target"].float()] if "target" in inputs else [])
+        size = out.shape[-2:]
+        channels = max(p.shape[1] for p in panels)
+        panels = [F.interpolate(p, size=size, mode="nearest") if p.shape[-2:] != size else p for p in panels]
+        panels = [p.expand(-1, channels, -1, -1) if p.shape[1] == 1 else p for p in panels]
+        return torch.cat(panels, dim=3)

@@ -480,7 +480,7 @@ class Trainer:
     @torch.no_grad()
     def _diversity(self) -> float:
         with eval_mode(self.raw_sampler):
-            fake = self.raw_sampler.preview(self.diversity_inputs)
+            fake = self.raw_sampler.outputs(self.diversity_inputs)
         return diversity_ratio(fake.float(), self.diversity_real)
 
     def _rollback(self, diag: Diagnosis) -> str | None:
