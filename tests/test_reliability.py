@@ -28,6 +28,7 @@ import yaml
 from PIL import Image
 
 from conftest import REPO, assert_checkpoints_equal, tiny_config
+from ganforge import fileio
 from ganforge.cli import main
 from ganforge.config import config_from_dict, load_preset, merge
 from ganforge.errors import CheckpointError
@@ -336,8 +337,8 @@ def fill_disk_at(monkeypatch, target: str) -> None:
     fake_os = types.SimpleNamespace(**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")})
     fake_os.fdopen = fdopen
     fake_tempfile = types.SimpleNamespace(mkstemp=mkstemp)
-    monkeypatch.setattr(ckpt, "os", fake_os)
-    monkeypatch.setattr(ckpt, "tempfile", fake_tempfile)
+    monkeypatch.setattr(fileio, "os", fake_os)  # where checkpoints are written (atomically)
+    monkeypatch.setattr(fileio, "tempfile", fake_tempfile)
 
 
 def test_disk_full_during_checkpoint(tmp_path, monkeypatch, capsys):
