@@ -6,6 +6,8 @@ per-step hook) must survive checkpoints.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -186,3 +188,18 @@ def test_missing_batch_key_is_a_config_error(tmp_path):
     raw = {**RAW, "data": {"name": "digits", "limit": 64}}
     with pytest.raises(Exception, match="needs batch keys \\['a'\\]"):
         train(config_from_dict(raw), tmp_path / "r")
+
+
+def test_readme_family_example_trains(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Adding a model family"):]
+    code = section[section.index("```python") + len("```python"):]
+    code = code[: code.index("```")]
+    if "invert" not in FAMILIES:
+        exec(compile(code, "README.md", "exec"), {})
+    raw = {**RAW, "model": {"family": "invert"}, "train": {**RAW["train"], "steps": 30, "sample_every": 30}}
+    run = train(config_from_dict(raw), tmp_path / "invert").run_dir
+    data = _pairs(None)
+    out = load_sampler(run).translate(data.extras["a"][:8])
+    assert (out.float() - data.data[:8].float()).abs().mean() < (data.extras["a"][:8].float()
+                                                                  - data.data[:8].float()).abs().mean()
