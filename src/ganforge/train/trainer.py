@@ -253,7 +253,6 @@ class Trainer:
         """Adam over the spec's networks; each lr_mult prefix ("G.mapping") gets its own param group."""
         named = [(f"{net}.{pname}", p) for net in spec.networks for pname, p in self.networks[net].named_parameters()]
         groups: list[dict[str, Any]] = []
-        rest = []
         for prefix, mult in spec.lr_mult.items():
             params = [p for pname, p in named if pname == prefix or pname.startswith(prefix + ".")]
             if not params:
