@@ -195,3 +195,13 @@ def test_compiled_networks_with_double_backward_penalties(tmp_path):
     a, b = load_checkpoint(eager.run_dir), load_checkpoint(compiled.run_dir)
     assert b["step"] == 6
     assert_checkpoints_equal(a, b, sections=("networks",), atol=1e-4, rtol=1e-3)
+
+
+def test_image_size_and_channels_flags(capsys):
+    assert main(["train", "--image-size", "16x8", "--channels", "3", "--dry-run"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["data"]["image_size"] == [16, 8] and resolved["data"]["channels"] == 3
+    assert main(["train", "--image-size", "24", "--dry-run"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["data"]["image_size"] == [24]
+    assert main(["train", "--image-size", "64by48", "--dry-run"]) == 2
+    assert "--image-size must be S or HxW" in capsys.readouterr().err

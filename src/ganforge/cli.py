@@ -20,7 +20,8 @@ def _train(args: argparse.Namespace) -> int:
     from ganforge.train.trainer import train
 
     if args.resume:
-        if args.preset or args.dataset or args.set or args.config or args.out or args.data_root:
+        if (args.preset or args.dataset or args.set or args.config or args.out or args.data_root
+                or args.image_size or args.channels is not None):
             raise GanforgeError("--resume continues a run with its own config; only --steps/--epochs may change")
         run_dir = Path(args.resume)
         raw = C.load_config_file(run_dir / "config.yaml")
@@ -32,6 +33,10 @@ def _train(args: argparse.Namespace) -> int:
         C.apply_override(raw, f"data.name={args.dataset}")
     if args.data_root:
         raw.setdefault("data", {})["root"] = args.data_root
+    if args.image_size:
+        raw.setdefault("data", {})["image_size"] = _parse_size(args.image_size)
+    if args.channels is not None:
+        raw.setdefault("data", {})["channels"] = args.channels
     if args.steps is not None:
         raw.setdefault("train", {})["steps"] = args.steps
         raw["train"]["epochs"] = None
@@ -61,6 +66,18 @@ def _train(args: argparse.Namespace) -> int:
     if grids:
         print(f"last sample grid: {grids[-1]}")
     return 0
+
+
+def _parse_size(text: str) -> list[int]:
+    """--image-size: "64" (square) or "HxW" such as "64x48"."""
+    parts = text.lower().split("x")
+    try:
+        size = [int(part) for part in parts]
+    except ValueError:
+        size = []
+    if len(size) not in (1, 2) or any(side <= 0 for side in size):
+        raise GanforgeError(f"--image-size must be S or HxW with positive integers (e.g. 64 or 64x48), got {text!r}")
+    return size
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -159,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="a YAML config file merged over the preset")
     p.add_argument("--dataset", help="dataset name, e.g. digits, mnist, fashion-mnist, cifar10, ring, grid, folder")
     p.add_argument("--data-root", help="folder with the dataset files (the image folder for `folder`)")
+    p.add_argument("--image-size", metavar="S|HxW", help="resize the images to S x S or H x W, e.g. 64 or 64x48")
+    p.add_argument("--channels", type=int, choices=[1, 3, 4], help="convert the images to this many channels")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--steps", type=int, help="training steps (with --resume: total steps to reach)")
     group.add_argument("--epochs", type=float, help="training epochs (overrides steps)")
