@@ -10,9 +10,11 @@ Run directory layout:
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -350,8 +352,12 @@ class Trainer:
                 continue
             for _ in range(phase.repeats):
                 self._run_phase(phase, measure)
-        for sched in self.schedulers.values():
-            sched.step()
+        with warnings.catch_warnings():
+            # The schedule is a function of the step for every optimizer, also one whose phase is lazy or has not
+            # started yet (it has not stepped); torch warns about that order, which is intended here.
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+            for sched in self.schedulers.values():
+                sched.step()
 
     def _run_phase(self, phase: PhaseSpec, measure: bool) -> None:
         frozen = [self.networks[name] for name in phase.frozen]
