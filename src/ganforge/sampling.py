@@ -19,11 +19,12 @@ def class_cycle(num: int, num_classes: int) -> Tensor | None:
 
 @torch.no_grad()
 def generate(generator: nn.Module, num: int, *, seed: int = 0, batch_size: int = 256,
-             labels: Tensor | None = None, device: str | torch.device | None = None) -> Tensor:
+             labels: Tensor | None = None, device: str | torch.device | None = None, **controls) -> Tensor:
     """`num` samples on the CPU, reproducible from `seed` (its own RNG: the global stream is untouched).
 
     Images come back as uint8 (N, C, H, W); points as float32 (N, D). Conditional generators get `labels`
-    (N,) or, if None, classes cycling 0, 1, 2, ...
+    (N,) or, if None, classes cycling 0, 1, 2, ... `controls` go to a sampler's forward (InfoGAN codes,
+    truncation): tensors with one row per sample are sliced with the batches, anything else is passed as is.
     """
     device = device or next(generator.parameters()).device
     rng = torch.Generator().manual_seed(seed)
@@ -35,7 +36,9 @@ def generate(generator: nn.Module, num: int, *, seed: int = 0, batch_size: int =
         n = min(batch_size, num - start)
         z = generator.sample_latent(n, generator=rng).to(device)
         y = None if labels is None else labels[start : start + n].to(device)
-        out.append(to_output(generator(z, y).float().cpu(), generator.spec.is_image))
+        batch_controls = {name: value[start : start + n].to(device) if isinstance(value, Tensor) else value
+                          for name, value in controls.items()}
+        out.append(to_output(generator(z, y, **batch_controls).float().cpu(), generator.spec.is_image))
     return torch.cat(out) if out else torch.empty(0)
 
 

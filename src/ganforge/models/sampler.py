@@ -27,6 +27,17 @@ PRETRAINED_WEIGHTS = "model.safetensors"
 PRETRAINED_CONFIG = "config.json"
 
 
+@dataclasses.dataclass(frozen=True)
+class CodeSpec:
+    """One latent code a user can set on a noise sampler (InfoGAN): `generate --code`, `--sweep`, the explorer."""
+
+    name: str  # how users name it: "c0", "c1", ...
+    kind: str  # "categorical" (an index in [0, size)) or "continuous" (a real value)
+    size: int = 1  # categorical: how many values it takes; continuous: 1
+    low: float = -2.0  # continuous: the range sweeps and sliders offer (training draws from a narrower one)
+    high: float = 2.0
+
+
 @contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     """`module` and all its submodules in eval mode for a while, then each back in the mode it was in."""
@@ -110,15 +121,27 @@ class NoiseSampler(Sampler):
                       generator: torch.Generator | None = None) -> Tensor:
         return self.G.sample_latent(n, device=device, generator=generator)
 
-    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    # What a user may set besides noise and class, by subclass: InfoGAN's codes, a style model's truncation.
+    # `forward` and `generate` take them as keyword "controls": a tensor with one row per sample (sliced into
+    # batches by generate) or a plain number for all. The CLI, the explorer and export read these attributes.
+    supports_truncation: ClassVar[bool] = False  # forward(..., truncation=psi) pulls w towards its average
+
+    @property
+    def codes(self) -> dict[str, CodeSpec]:
+        """The latent codes a user can set, by name (InfoGAN); none for plain noise models."""
+        return {}
+
+    def forward(self, z: Tensor, labels: Tensor | None = None, **controls) -> Tensor:
+        if controls:
+            raise GanforgeError(f"this model takes no {', '.join(sorted(controls))}")
         return self.G(z, labels)  # (B, *spec.shape) in model space
 
     def generate(self, num: int, *, seed: int = 0, labels: Tensor | None = None, batch_size: int = 256,
-                 device: str | torch.device | None = None) -> Tensor:
+                 device: str | torch.device | None = None, **controls) -> Tensor:
         """`num` samples as uint8 images (N, C, H, W) or float points (N, D); see ganforge.sampling.generate."""
         from ganforge.sampling import generate
 
-        return generate(self, num, seed=seed, labels=labels, batch_size=batch_size, device=device)
+        return generate(self, num, seed=seed, labels=labels, batch_size=batch_size, device=device, **controls)
 
     def example_inputs(self, n: int, *, generator: torch.Generator, data=None) -> dict[str, Tensor]:
         from ganforge.sampling import class_cycle
