@@ -1,14 +1,17 @@
-"""Writes the legacy checkpoints and weight digests that tests/test_legacy.py checks.
+"""Writes the legacy checkpoints, weight digests and final weights that tests/test_legacy.py checks.
 
 Run once with ganforge at commit 567eb4d (before the family/phase refactor) to produce the committed files:
-    python tests/legacy/make_legacy.py
-Later code must load these checkpoints and reproduce these digests from the same runs (`legacy_runs()`).
+    PYTHONPATH=<worktree of 567eb4d>/src python tests/legacy/make_legacy.py
+Later code must load these checkpoints and reproduce these runs. Float results of convolutions differ between
+CPUs (MKL/oneDNN pick kernels by instruction set), so the files record the machine they were made on
+(`fingerprint()`): there the runs must match bitwise; elsewhere the weights must match to float noise.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import shutil
 import sys
 import tempfile
@@ -57,6 +60,19 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def fingerprint() -> str:
+    """What decides a CPU run's float results here: torch's version, its CPU kernels and the processor."""
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"torch {torch.__version__.split('+')[0]}; {torch.backends.cpu.get_cpu_capability()}; {model}"
+
+
 def run_config(name: str, steps: int | None = None) -> dict:
     raw = json.loads(json.dumps(RUNS[name]))
     raw["train"]["progress"] = False
@@ -66,6 +82,8 @@ def run_config(name: str, steps: int | None = None) -> dict:
 
 
 def main() -> None:
+    from safetensors.torch import save_file
+
     from ganforge.config import config_from_dict
     from ganforge.train.checkpoint import load_checkpoint
     from ganforge.train.trainer import train
@@ -77,11 +95,15 @@ def main() -> None:
             run_dir = Path(tmp) / name
             train(config_from_dict(run_config(name)), run_dir)
             state = load_checkpoint(run_dir)
-            digests[name] = {key: digest(state[key]) for key in ("G", "D", "G_ema") if state.get(key) is not None}
+            nets = {key: state[key] for key in ("G", "D", "G_ema") if state.get(key) is not None}
+            digests[name] = {key: digest(tensors) for key, tensors in nets.items()}
+            # The final weights themselves: what another machine's run is compared with, to float noise.
+            save_file({f"{key}/{p}": t.detach().cpu().contiguous() for key, tensors in nets.items()
+                       for p, t in tensors.items()}, str(HERE / f"{name}-final.safetensors"))
             # The mid-run checkpoint (step = half the run): what test_legacy resumes from.
             half = RUNS[name]["train"]["checkpoint_every"]
             shutil.copyfile(run_dir / "checkpoints" / f"step-{half:08d}.pt", HERE / f"{name}-v1.pt")
-    (HERE / "digests.json").write_text(json.dumps(digests, indent=2) + "\n")
+    (HERE / "digests.json").write_text(json.dumps({"fingerprint": fingerprint(), **digests}, indent=2) + "\n")
     print(json.dumps(digests, indent=2), file=sys.stderr)
 
 
