@@ -36,10 +36,18 @@ def generate(generator: nn.Module, num: int, *, seed: int = 0, batch_size: int =
         n = min(batch_size, num - start)
         z = generator.sample_latent(n, generator=rng).to(device)
         y = None if labels is None else labels[start : start + n].to(device)
-        batch_controls = {name: value[start : start + n].to(device) if isinstance(value, Tensor) else value
-                          for name, value in controls.items()}
+        batch_controls = {name: _rows(value, start, n, device) for name, value in controls.items()}
         out.append(to_output(generator(z, y, **batch_controls).float().cpu(), generator.spec.is_image))
     return torch.cat(out) if out else torch.empty(0)
+
+
+def _rows(value, start: int, n: int, device) -> object:
+    """This batch's rows of a control: tensors are sliced (also inside a dict, e.g. InfoGAN's codes), numbers kept."""
+    if isinstance(value, Tensor):
+        return value[start : start + n].to(device)
+    if isinstance(value, dict):
+        return {key: _rows(item, start, n, device) for key, item in value.items()}
+    return value
 
 
 def to_output(samples: Tensor, is_image: bool) -> Tensor:
