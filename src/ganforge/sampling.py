@@ -95,8 +95,10 @@ def save_samples(samples: Tensor, path: Path, *, real_points: Tensor | None = No
         save_image(points_image(samples, real_points), path)
 
 
-def write_outputs(samples: Tensor, out: Path, *, fmt: str, grid: bool, overwrite: bool) -> list[Path]:
-    """Write user-space samples (uint8 images or points) as PNG files, one grid PNG, or one .npz."""
+def write_outputs(samples: Tensor, out: Path, *, fmt: str, grid: bool, overwrite: bool,
+                  nrow: int | None = None) -> list[Path]:
+    """Write user-space samples (uint8 images or points) as PNG files, one grid PNG (`nrow` images a row; default
+    a square), or one .npz."""
     from torchvision.utils import make_grid, save_image  # imported here: see save_samples
 
     is_image = samples.ndim == 4
@@ -113,7 +115,7 @@ def write_outputs(samples: Tensor, out: Path, *, fmt: str, grid: bool, overwrite
         _refuse_existing(target, overwrite)
         target.parent.mkdir(parents=True, exist_ok=True)
         if is_image:
-            save_image(make_grid(samples.float() / 255.0, nrow=int(math.ceil(math.sqrt(len(samples))))), target)
+            save_image(make_grid(samples.float() / 255.0, nrow=nrow or int(math.ceil(math.sqrt(len(samples))))), target)
         else:
             save_image(points_image(samples), target)
         return [target]
