@@ -81,24 +81,23 @@ def _parse_size(text: str) -> list[int]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from ganforge.sampling import generate, write_outputs
-    from ganforge.saved import load_generator
+    from ganforge.controls import parse_classes, parse_codes, parse_sweep, sample_layout
+    from ganforge.sampling import write_outputs
+    from ganforge.saved import load_sampler
 
     if args.num <= 0:
         raise GanforgeError(f"--num must be > 0, got {args.num}")
-    generator = load_generator(args.checkpoint, use_ema=not args.no_ema)
-    labels = None
-    if args.label is not None:
-        if not generator.num_classes:
-            raise GanforgeError("--label needs a conditional generator; this one is unconditional")
-        if not 0 <= args.label < generator.num_classes:
-            raise GanforgeError(f"--label must be in [0, {generator.num_classes - 1}], got {args.label}")
-        import torch
-
-        labels = torch.full((args.num,), args.label, dtype=torch.long)
-    samples = generate(generator, args.num, seed=args.seed, batch_size=args.batch_size, labels=labels)
-    paths = write_outputs(samples, Path(args.out), fmt=args.format, grid=args.grid, overwrite=args.overwrite)
-    print(f"wrote {args.num} samples to {paths[0] if len(paths) == 1 else Path(args.out)}")
+    sampler = load_sampler(args.checkpoint, use_ema=not args.no_ema)
+    if sampler.task != "generate":
+        raise GanforgeError(f"{args.checkpoint} holds a {sampler.task} model; `ganforge generate` needs a noise model")
+    classes = parse_classes(args.classes, sampler.num_classes) if args.classes is not None else None
+    codes = parse_codes(args.code, sampler.codes) if args.code else None
+    sweep = parse_sweep(args.sweep, sampler.codes) if args.sweep else None
+    layout = sample_layout(sampler, args.num, seed=args.seed, classes=classes, codes=codes, sweep=sweep,
+                           grid=args.grid, batch_size=args.batch_size)
+    paths = write_outputs(layout.samples, Path(args.out), fmt=args.format, grid=args.grid, overwrite=args.overwrite,
+                          nrow=layout.nrow)
+    print(f"wrote {len(layout.samples)} samples to {paths[0] if len(paths) == 1 else Path(args.out)}")
     return 0
 
 
@@ -195,9 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, default=64, help="how many samples")
     p.add_argument("--out", required=True, help="output directory (or .npz / .png file)")
     p.add_argument("--format", default="png", choices=["png", "npz"], help="PNG files or one .npz")
-    p.add_argument("--grid", action="store_true", help="one grid image instead of one PNG per sample")
+    p.add_argument("--grid", action="store_true", help="one grid image instead of one PNG per sample (conditional "
+                   "models: one row per class)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same samples)")
-    p.add_argument("--label", type=int, help="class to generate (conditional models)")
+    p.add_argument("--class", "--label", dest="classes", metavar="K[,K...]",
+                   help="class(es) to generate, e.g. 3 or 0,1,2 (conditional models); with --grid one row each")
+    p.add_argument("--code", action="append", metavar="NAME=VALUE",
+                   help="fix a latent code (InfoGAN), e.g. c0=3; repeat or comma-separate for several")
+    p.add_argument("--sweep", metavar="NAME[=START:STOP:STEPS]",
+                   help="vary one code with the rest fixed, e.g. c1=-2:2:8 (a categorical code alone: every value); "
+                   "with --grid one row per noise, one column per value")
     p.add_argument("--batch-size", type=int, default=256, help="generation batch size")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")

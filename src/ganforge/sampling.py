@@ -36,10 +36,18 @@ def generate(generator: nn.Module, num: int, *, seed: int = 0, batch_size: int =
         n = min(batch_size, num - start)
         z = generator.sample_latent(n, generator=rng).to(device)
         y = None if labels is None else labels[start : start + n].to(device)
-        batch_controls = {name: value[start : start + n].to(device) if isinstance(value, Tensor) else value
-                          for name, value in controls.items()}
+        batch_controls = {name: _rows(value, start, n, device) for name, value in controls.items()}
         out.append(to_output(generator(z, y, **batch_controls).float().cpu(), generator.spec.is_image))
     return torch.cat(out) if out else torch.empty(0)
+
+
+def _rows(value, start: int, n: int, device) -> object:
+    """This batch's rows of a control: tensors are sliced (also inside a dict, e.g. InfoGAN's codes), numbers kept."""
+    if isinstance(value, Tensor):
+        return value[start : start + n].to(device)
+    if isinstance(value, dict):
+        return {key: _rows(item, start, n, device) for key, item in value.items()}
+    return value
 
 
 def to_output(samples: Tensor, is_image: bool) -> Tensor:
@@ -87,8 +95,10 @@ def save_samples(samples: Tensor, path: Path, *, real_points: Tensor | None = No
         save_image(points_image(samples, real_points), path)
 
 
-def write_outputs(samples: Tensor, out: Path, *, fmt: str, grid: bool, overwrite: bool) -> list[Path]:
-    """Write user-space samples (uint8 images or points) as PNG files, one grid PNG, or one .npz."""
+def write_outputs(samples: Tensor, out: Path, *, fmt: str, grid: bool, overwrite: bool,
+                  nrow: int | None = None) -> list[Path]:
+    """Write user-space samples (uint8 images or points) as PNG files, one grid PNG (`nrow` images a row; default
+    a square), or one .npz."""
     from torchvision.utils import make_grid, save_image  # imported here: see save_samples
 
     is_image = samples.ndim == 4
@@ -105,7 +115,7 @@ def write_outputs(samples: Tensor, out: Path, *, fmt: str, grid: bool, overwrite
         _refuse_existing(target, overwrite)
         target.parent.mkdir(parents=True, exist_ok=True)
         if is_image:
-            save_image(make_grid(samples.float() / 255.0, nrow=int(math.ceil(math.sqrt(len(samples))))), target)
+            save_image(make_grid(samples.float() / 255.0, nrow=nrow or int(math.ceil(math.sqrt(len(samples))))), target)
         else:
             save_image(points_image(samples), target)
         return [target]
