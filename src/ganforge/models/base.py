@@ -169,6 +169,7 @@ class Family:
         batch_keys(model)       what a real batch must hold: "x", "y", "a", "b", "x_lowres", ...
         ema_networks            networks that keep an EMA of their weights (when train.ema_kimg > 0)
         state(cfg, spec)        {name: nn.Module}: more state a checkpoint keeps (an image pool, ADA's p)
+        bind_data(cfg, data, state)  once the training data is loaded: e.g. draw a labelled subset into state
         on_step(ctx, step)      called before each step's phases, e.g. a fade-in alpha derived from the step
         sampler                 the Sampler class a user runs: generate, translate, upscale or classify
     """
@@ -193,6 +194,12 @@ class Family:
 
     def state(self, cfg, spec: DataSpec) -> dict[str, nn.Module]:
         return {}
+
+    def bind_data(self, cfg, data, state: dict[str, nn.Module]) -> None:
+        """Once, with the training data (a TensorData) and the `state` modules, before a resume restores them.
+
+        What it puts in `state` must depend only on the config and the data (a resume recomputes it, then loads
+        the checkpoint's copy over it), e.g. the seeded labelled subset of a semi-supervised family."""
 
     def on_step(self, ctx: PhaseContext, step: int) -> None:
         """Before each step's phases; must depend only on `step` and checkpointed state (exact resume)."""

@@ -188,6 +188,7 @@ class Trainer:
         if not self.spec.is_image and any(name == "diffaugment" for name in cfg.loss.augment):
             raise ConfigError("loss.augment.diffaugment needs image data")
         self.family_state = nn.ModuleDict(family.state(cfg, self.spec)).to(self.device)
+        family.bind_data(cfg, self.data, dict(self.family_state.items()))
 
         # Mixed precision: bf16 or fp16 (+ GradScaler) on CUDA; on CPU only bf16 (fast on CPUs with AVX512-BF16 or
         # AMX), fp16 falls back to fp32 there. Weights, optimizer state and losses stay fp32.
@@ -215,11 +216,12 @@ class Trainer:
         self.sampler = family.sampler({name: self.emas[name].model if name in self.emas else net
                                        for name, net in self.networks.items()}, config=cfg.model, spec=self.spec)
         self.raw_sampler = family.sampler(self.networks, config=cfg.model, spec=self.spec)
-        if cfg.eval.every and self.sampler.task != "generate":
-            raise ConfigError(f"eval.every scores generated samples; family {family.name!r} is a "
+        if cfg.eval.every and self.sampler.task not in ("generate", "classify"):
+            raise ConfigError(f"eval.every scores generated samples or a classifier; family {family.name!r} is a "
                               f"{self.sampler.task} model")
         self.evaluator = PeriodicEvaluator(cfg.eval, self.data, seed=t.seed, data_root=cfg.data.root,
-                                           device=self.device) if cfg.eval.every else None
+                                           device=self.device, task=self.sampler.task,
+                                           data_config=cfg.data) if cfg.eval.every else None
 
         # Fixed inputs, drawn from their own generator so they never disturb the training RNG stream.
         g = torch.Generator().manual_seed(t.seed + 1)
