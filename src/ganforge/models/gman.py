@@ -27,8 +27,8 @@ from ganforge.errors import ConfigError
 from ganforge.models.base import FAMILIES, DataSpec, Discriminator, Family
 from ganforge.models.dcgan import DCGANConfig, DCGANGenerator, dcgan_trunk
 from ganforge.models.sampler import NoiseSampler
-from ganforge.regularizers import RegContext
 from ganforge.registry import Registry
+from ganforge.regularizers import RegContext
 from ganforge.train.phases import OptimizerSpec, PhaseContext, PhaseSpec, regularize, report_d_outputs
 
 
