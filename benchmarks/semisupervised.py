@@ -37,7 +37,10 @@ def run_one(labels: int, draw: int, args) -> dict:
         "data": {"root": args.data_root, "download": False},
         "model": {"labels_per_class": labels // 10, "labels_seed": draw},
         "train": {"steps": steps, "seed": draw, "device": args.device, "progress": False,
-                  "cpu_threads": args.threads, "sample_every": steps, "checkpoint_every": steps},
+                  "cpu_threads": args.threads, "sample_every": steps, "checkpoint_every": steps,
+                  # D's weight average (the paper's, rate 1e-4 per step over 180,000 steps) scaled to the run:
+                  # a half-life of a tenth of it
+                  "ema_kimg": min(693.0, steps * 100 / 1000 / 10)},
         "eval": {"every": max(1, steps // 4), "metrics": ["accuracy"]},
     })
     run_dir = Path(args.out) / f"labels{labels}-draw{draw}"

@@ -45,7 +45,7 @@ class SSGANConfig(ModelConfig):
     labelled_batch_size: int | None = None  # labelled examples per D step; None: train.batch_size
     g_hidden: list[int] = field(default_factory=lambda: [500, 500])  # G's hidden widths (softplus + batch norm)
     d_hidden: list[int] = field(default_factory=lambda: [1000, 500, 250, 250, 250])  # D's hidden widths (ReLU)
-    d_input_noise: float = 0.3  # std of the Gaussian noise added to D's input while training (model space [-1, 1])
+    d_input_noise: float = 0.6  # std of the noise on D's input while training ([-1, 1]: the paper's 0.3 on [0, 1])
     d_hidden_noise: float = 0.5  # std of the Gaussian noise after each D hidden layer while training
     unsupervised_weight: float = 1.0  # weight of the unsupervised (real vs fake) term in D's loss
     feature_layer: int = -1  # D hidden layer whose batch mean G matches (index into d_hidden; -1: the last)
@@ -146,28 +146,46 @@ class SSGANDiscriminator(nn.Module):
         self.config = config
         self.spec = spec
         self.input_noise = GaussianNoise(config.d_input_noise)
-        blocks = []
+        self.linears = nn.ModuleList()
+        self.noises = nn.ModuleList()
         width = prod(spec.shape)
         for hidden in config.d_hidden:
-            blocks.append(nn.Sequential(weight_norm(nn.Linear(width, hidden)), nn.ReLU(),
-                                        GaussianNoise(config.d_hidden_noise)))
+            self.linears.append(weight_norm(nn.Linear(width, hidden)))
+            self.noises.append(GaussianNoise(config.d_hidden_noise))
             width = hidden
-        self.blocks = nn.ModuleList(blocks)
         self.head = weight_norm(nn.Linear(width, spec.num_classes))
-        self.feature_index = config.feature_layer % len(blocks)
+        self.feature_index = config.feature_layer % len(self.linears)
 
     def features(self, x: Tensor) -> Tensor:
-        """The output of hidden layer `feature_layer` (B, d_hidden[feature_layer]): what G's loss matches."""
+        """Hidden layer `feature_layer` after its ReLU, before its noise (B, d_hidden[feature_layer]): what G's
+        feature matching compares (the paper's choice: the last hidden layer)."""
         h = self.input_noise(x.flatten(1))
-        for block in self.blocks[: self.feature_index + 1]:
-            h = block(h)
-        return h
+        for i in range(self.feature_index):
+            h = self.noises[i](F.relu(self.linears[i](h)))
+        return F.relu(self.linears[self.feature_index](h))
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.input_noise(x.flatten(1))  # (B, C*H*W)
-        for block in self.blocks:
-            h = block(h)
+        for linear, noise in zip(self.linears, self.noises):
+            h = noise(F.relu(linear(h)))
         return self.head(h)  # (B, K)
+
+    @torch.no_grad()
+    def initialise_from_data(self, x: Tensor) -> None:
+        """Data-dependent init of the weight-normed layers (Salimans & Kingma 2016), layer by layer: scale g and
+        bias b so that every unit's pre-activation has mean 0 and std 1 on the batch `x`.
+
+        Without it the default init shrinks activations ~6x in variance per layer, and the fixed-std noise layers
+        (0.5 after every layer) drown the signal: D cannot even fit its labelled examples."""
+        h = self.input_noise(x.flatten(1))
+        for i, linear in enumerate([*self.linears, self.head]):
+            direction = linear.parametrizations.weight.original1  # v; weight = g * v / ||v||
+            t = F.linear(h, direction / direction.norm(dim=1, keepdim=True))  # (B, out)
+            mean, std = t.mean(0), t.std(0) + 1e-6
+            linear.parametrizations.weight.original0.copy_((1.0 / std)[:, None])
+            linear.bias.copy_(-mean / std)
+            if i < len(self.linears):
+                h = self.noises[i](F.relu(linear(h)))
 
 
 class LabelledSubset(nn.Module):
@@ -238,7 +256,7 @@ class SSGAN(Family):
     name = "ssgan"
     config_class = SSGANConfig
     description = "semi-supervised GAN (Improved GAN): D classifies K classes + fake, G does feature matching"
-    ema_networks = ()  # the paper evaluates the raw D; an EMA of G would only change the grids
+    ema_networks = ("D",)  # the paper classifies with an average of D's weights (train.ema_kimg keeps one)
     sampler = SSGANSampler
 
     def networks(self, model: SSGANConfig, spec: DataSpec):
@@ -267,6 +285,11 @@ class SSGAN(Family):
         seed = cfg.train.seed if m.labels_seed is None else m.labels_seed
         indices = choose_labelled(data.labels, data.num_classes, m.labels_per_class, seed)
         state["labelled"].fill(indices, data.data[indices], data.labels[indices])
+
+    def on_step(self, ctx: PhaseContext, step: int) -> None:
+        if step == 0:  # before D's first update (a resume from step 0 repeats it identically)
+            x, _ = ctx.state["labelled"].batch(0, max(ctx.batch_size, 100))
+            ctx.nets.eager["D"].initialise_from_data(x)
 
     def optimizers(self, cfg):
         t = cfg.train
