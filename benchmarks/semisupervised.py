@@ -24,6 +24,7 @@ import torch
 
 from ganforge.classify import classify
 from ganforge.config import config_from_dict, load_preset, merge
+from ganforge.saved import load_sampler
 from ganforge.train.stats import read_metrics
 from ganforge.train.trainer import train
 
@@ -47,7 +48,7 @@ def run_one(labels: int, draw: int, args) -> dict:
     cpu0, wall0 = time.process_time(), time.perf_counter()
     train(config_from_dict(raw), run_dir, overwrite=True)
     cpu_train = time.process_time() - cpu0
-    result = classify(run_dir, "mnist:test", data_root=args.data_root)
+    result = classify(load_sampler(run_dir), "mnist:test", data_root=args.data_root)
     curve = [(r["step"], r["test_accuracy"]) for r in read_metrics(run_dir / "metrics.jsonl")
              if r.get("event") == "eval"]
     return {"labels": labels, "draw": draw, "steps": steps, "epochs": args.epochs,

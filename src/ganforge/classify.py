@@ -20,7 +20,7 @@ from ganforge.data.base import resize_images, set_channels
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_bytes
 from ganforge.metrics.sources import read_npz, resolve_real
-from ganforge.saved import load_sampler
+from ganforge.models.sampler import Sampler
 
 
 @dataclass
@@ -40,13 +40,11 @@ class Classified:
         return (self.predictions == self.labels).double().mean().item()
 
 
-def load_classifier(path: str | Path, *, device: str | torch.device = "cpu"):
-    """The classifier sampler of a run, checkpoint or save_pretrained folder; a one-line error otherwise."""
-    sampler = load_sampler(path, device=device)
+def check_classifier(sampler: Sampler, source: str | Path) -> None:
+    """A one-line error unless `sampler` (loaded from `source` by ganforge.load_sampler) is a classifier."""
     if sampler.task != "classify":
-        raise GanforgeError(f"{path} holds a {sampler.task} model (family {sampler.config.family}), not a "
+        raise GanforgeError(f"{source} holds a {sampler.task} model (family {sampler.config.family}), not a "
                             "classifier; `ganforge classify` needs one, e.g. a model.family=ssgan run")
-    return sampler
 
 
 def read_images(spec: str, *, shape: tuple[int, ...], data_root: str | Path | None = None
@@ -82,9 +80,10 @@ def _folder_labels(labels: Tensor | None, class_names: list[str]) -> Tensor | No
     return torch.tensor([int(name) for name in class_names])[labels]
 
 
-def classify(path: str | Path, data: str, *, data_root: str | Path | None = None, batch_size: int = 500,
-             device: str | torch.device = "cpu") -> Classified:
-    sampler = load_classifier(path, device=device)
+def classify(sampler: Sampler, data: str, *, data_root: str | Path | None = None,
+             batch_size: int = 500) -> Classified:
+    """Class probabilities of every image of `data` (see read_images) under a classifier sampler."""
+    check_classifier(sampler, "this model")
     images, labels, names = read_images(data, shape=sampler.spec.shape, data_root=data_root)
     if labels is not None and len(labels) and int(labels.max()) >= sampler.num_classes:
         labels = None  # labels of another label set (e.g. stacked modes): predictions only

@@ -159,12 +159,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from ganforge.classify import classify, write_predictions
+    from ganforge.classify import check_classifier, classify, write_predictions
+    from ganforge.saved import load_sampler
 
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not args.overwrite:  # before any work
         raise GanforgeError(f"{out} exists; pass --overwrite to replace it")
-    result = classify(args.checkpoint, args.data, data_root=args.data_root)
+    sampler = load_sampler(args.checkpoint)
+    check_classifier(sampler, args.checkpoint)
+    result = classify(sampler, args.data, data_root=args.data_root)
     if result.accuracy is not None:
         print(f"accuracy {result.accuracy:.4%} ({int((result.predictions == result.labels).sum())} of "
               f"{len(result.labels)})")

@@ -252,6 +252,9 @@ class SSGANSampler(ClassifierSampler):
 # ---------------------------------------------------------------------------------------------- family
 
 
+INIT_EXAMPLES = 500  # unlabelled images D's data-dependent initialisation looks at
+
+
 class SSGAN(Family):
     name = "ssgan"
     config_class = SSGANConfig
@@ -280,16 +283,16 @@ class SSGAN(Family):
         seed = cfg.train.seed if m.labels_seed is None else m.labels_seed
         return {"labelled": LabelledSubset(num=m.labels_per_class * spec.num_classes, shape=spec.shape, seed=seed)}
 
-    def bind_data(self, cfg, data, state) -> None:
+    def bind_data(self, cfg, data, state, networks) -> None:
         m = cfg.model
         seed = cfg.train.seed if m.labels_seed is None else m.labels_seed
         indices = choose_labelled(data.labels, data.num_classes, m.labels_per_class, seed)
         state["labelled"].fill(indices, data.data[indices], data.labels[indices])
-
-    def on_step(self, ctx: PhaseContext, step: int) -> None:
-        if step == 0:  # before D's first update (a resume from step 0 repeats it identically)
-            x, _ = ctx.state["labelled"].batch(0, max(ctx.batch_size, 100))
-            ctx.nets.eager["D"].initialise_from_data(x)
+        # D's data-dependent init on 500 unlabelled images (the paper's), before any update and before the
+        # weight average starts; a resume then loads the checkpoint's weights over it.
+        rows = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.train.seed))[:INIT_EXAMPLES]
+        D = networks["D"]
+        D.initialise_from_data(data.to_model_space(data.data[rows]).to(next(D.parameters()).device))
 
     def optimizers(self, cfg):
         t = cfg.train
