@@ -248,3 +248,17 @@ def test_supervised_logits_are_plain_cross_entropy():
     logits = torch.randn(4, 10)
     labels = torch.tensor([1, 2, 3, 4])
     assert torch.equal(supervised_loss(logits, labels), F.cross_entropy(logits, labels))
+
+
+def test_data_dependent_init_standardises_each_layer():
+    model = SSGANConfig(latent_dim=8, g_hidden=[16], d_hidden=[32, 24], d_input_noise=0.0, d_hidden_noise=0.0)
+    D = SSGANDiscriminator(config=model, spec=DataSpec(shape=(1, 8, 8), num_classes=10))
+    x = torch.rand(200, 1, 8, 8) * 2 - 1
+    D.initialise_from_data(x)
+    with torch.no_grad():
+        first = D.linears[0](x.flatten(1))  # (200, 32) pre-activations
+        second = D.linears[1](F.relu(first))
+        logits = D(x)
+    for t in (first, second, logits):
+        torch.testing.assert_close(t.mean(0), torch.zeros(t.shape[1]), atol=1e-4, rtol=0)
+        torch.testing.assert_close(t.std(0), torch.ones(t.shape[1]), atol=1e-3, rtol=0)
