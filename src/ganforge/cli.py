@@ -21,7 +21,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.resume:
         if (args.preset or args.dataset or args.set or args.config or args.out or args.data_root
-                or args.image_size or args.channels is not None):
+                or args.image_size or args.channels is not None or args.labels_per_class is not None):
             raise GanforgeError("--resume continues a run with its own config; only --steps/--epochs may change")
         run_dir = Path(args.resume)
         raw = C.load_config_file(run_dir / "config.yaml")
@@ -46,6 +46,8 @@ def _train(args: argparse.Namespace) -> int:
         raw.setdefault("train", {})["seed"] = args.seed
     if args.no_progress:
         raw.setdefault("train", {})["progress"] = False
+    if args.labels_per_class is not None:  # semi-supervised families (model.family=ssgan)
+        raw.setdefault("model", {})["labels_per_class"] = args.labels_per_class
     for assignment in args.set or []:
         C.apply_override(raw, assignment)
     cfg = C.config_from_dict(raw)
@@ -155,6 +157,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classify(args: argparse.Namespace) -> int:
+    from ganforge.classify import check_classifier, classify, write_predictions
+    from ganforge.saved import load_sampler
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not args.overwrite:  # before any work
+        raise GanforgeError(f"{out} exists; pass --overwrite to replace it")
+    sampler = load_sampler(args.checkpoint)
+    check_classifier(sampler, args.checkpoint)
+    result = classify(sampler, args.data, data_root=args.data_root)
+    if result.accuracy is not None:
+        print(f"accuracy {result.accuracy:.4%} ({int((result.predictions == result.labels).sum())} of "
+              f"{len(result.labels)})")
+    else:
+        print(f"classified {len(result.probabilities)} images (no labels: no accuracy)")
+    if out is not None:
+        write_predictions(result, out, overwrite=args.overwrite)
+        print(f"wrote {out}")
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from ganforge.config import preset_description, preset_names
 
@@ -182,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--epochs", type=float, help="training epochs (overrides steps)")
     p.add_argument("--out", help="run directory (default: runs/PRESET-TIMESTAMP)")
     p.add_argument("--seed", type=int, help="seed for weights, data order and noise")
+    p.add_argument("--labels-per-class", type=int, metavar="N",
+                   help="semi-supervised (model.family=ssgan): labelled examples per class, chosen by the seed")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. train.lr_g=2e-4")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
@@ -247,6 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("classify", help="classify images with a trained classifier (a semi-supervised GAN's D)")
+    p.add_argument("checkpoint", help="a run directory, a checkpoint file or a save_pretrained folder")
+    p.add_argument("--data", required=True, help="a dataset (mnist:test), a folder of images (class subfolders "
+                   "0/, 1/, ... give labels) or an .npz (images, optional labels)")
+    p.add_argument("--out", help="write per-image predictions to this CSV")
+    p.add_argument("--data-root", help="folder with the dataset files")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=_classify)
 
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=_presets)

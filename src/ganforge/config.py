@@ -33,6 +33,7 @@ class DataConfig:
     resize: str = "resize"  # how a folder's images reach image_size: "resize" (stretch) or "center-crop"
     limit: int | None = None  # use only the first N examples (quick experiments, tests)
     num_points: int = 100_000  # toy 2D sets: how many points to draw once (a fixed, seeded sample)
+    seed: int = 0  # seed of datasets built by sampling: stacked-mnist's digit triples (the same for every run)
 
     def validate(self) -> None:
         from ganforge.data import DATASETS
@@ -49,6 +50,8 @@ class DataConfig:
             raise ConfigError(f"data.split must be 'train' or 'test', got {self.split!r}")
         positive("data.limit", self.limit, allow_none=True)
         positive("data.num_points", self.num_points)
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"data.seed must be in [0, 2**32), got {self.seed}")
 
 
 @dataclass

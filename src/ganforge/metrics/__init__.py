@@ -8,7 +8,7 @@ package registers every metric in METRICS.
 from __future__ import annotations
 
 # Importing the metric modules registers them in METRICS.
-from ganforge.metrics import cas, gan_test, stacked_mnist, toy_modes  # noqa: F401  isort: skip
+from ganforge.metrics import accuracy, cas, gan_test, stacked_mnist, toy_modes  # noqa: F401  isort: skip
 from ganforge.metrics.base import METRICS, cache_dir
 from ganforge.metrics.density_coverage import density_coverage
 from ganforge.metrics.evaluate import EvalContext, evaluate

@@ -40,6 +40,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "stacked_mnist": ("stacked_modes", "stacked_kl"),
     "gan_test": ("gan_test_acc",),
     "cas": ("cas",),
+    "accuracy": ("test_accuracy",),  # a classifier's (ssgan's D) accuracy on the test split, during training
 }
 # Keys where smaller is better (distances, divergences, spreads); for every other key larger is better.
 LOWER_IS_BETTER = frozenset({"fid", "kid", "kid_std", "is_std", "reverse_kl", "stacked_kl"})

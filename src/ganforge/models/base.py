@@ -169,6 +169,7 @@ class Family:
         batch_keys(model)       what a real batch must hold: "x", "y", "a", "b", "x_lowres", ...
         ema_networks            networks that keep an EMA of their weights (when train.ema_kimg > 0)
         state(cfg, spec)        {name: nn.Module}: more state a checkpoint keeps (an image pool, ADA's p)
+        bind_data(cfg, data, state, networks)  once the data is loaded: e.g. a labelled subset, data-dependent init
         on_step(ctx, step)      called before each step's phases, e.g. a fade-in alpha derived from the step
         sampler                 the Sampler class a user runs: generate, translate, upscale or classify
     """
@@ -193,6 +194,13 @@ class Family:
 
     def state(self, cfg, spec: DataSpec) -> dict[str, nn.Module]:
         return {}
+
+    def bind_data(self, cfg, data, state: dict[str, nn.Module], networks: dict[str, nn.Module]) -> None:
+        """Once, with the training data (a TensorData), the `state` modules and the networks, before the EMAs are
+        made and before a resume restores the checkpoint over them.
+
+        E.g. the seeded labelled subset of a semi-supervised family, or a data-dependent initialisation; what it
+        does must depend only on the config, the data and the global RNG (seeded by train.seed)."""
 
     def on_step(self, ctx: PhaseContext, step: int) -> None:
         """Before each step's phases; must depend only on `step` and checkpointed state (exact resume)."""

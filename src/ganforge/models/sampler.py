@@ -237,3 +237,41 @@ class TranslationSampler(Sampler):
         panels = [F.interpolate(p, size=size, mode="nearest") if p.shape[-2:] != size else p for p in panels]
         panels = [p.expand(-1, channels, -1, -1) if p.shape[1] == 1 else p for p in panels]
         return torch.cat(panels, dim=3)
+
+
+class ClassifierSampler(Sampler):
+    """Images -> classes: the classifier a semi-supervised GAN's D becomes (`ganforge classify`, load_sampler).
+
+    `network_names[0]` maps model-space images (B, *spec.shape) to class logits (B, num_classes). A family whose
+    sampler also shows generated samples (sample grids, the health monitor's diversity) subclasses it and names
+    its generator too.
+    """
+
+    task = "classify"
+    network_names = ("D",)
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Model-space images (B, *spec.shape) -> class logits (B, num_classes)."""
+        return self.nets[self.network_names[0]](x)
+
+    @torch.no_grad()
+    def classify(self, images: Tensor, *, batch_size: int = 500) -> Tensor:
+        """uint8 images (N, *spec.shape) -> class probabilities (N, num_classes), float32 on the CPU."""
+        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != tuple(self.spec.shape):
+            want = "x".join(map(str, self.spec.shape))
+            raise GanforgeError(f"this model classifies uint8 images of shape {want} (C x H x W), got "
+                                f"{images.dtype} {tuple(images.shape)}")
+        probs = []
+        with eval_mode(self):
+            for chunk in images.split(batch_size):
+                x = chunk.to(self.device).float().div(127.5).sub(1.0)
+                probs.append(torch.softmax(self(x).float(), dim=1).cpu())
+        return torch.cat(probs) if probs else torch.empty(0, self.num_classes)
+
+    def predict(self, images: Tensor, *, batch_size: int = 500) -> Tensor:
+        """uint8 images -> (N,) predicted classes (int64)."""
+        return self.classify(images, batch_size=batch_size).argmax(1)

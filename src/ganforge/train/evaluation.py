@@ -23,6 +23,8 @@ from ganforge.errors import ConfigError
 from ganforge.metrics.base import expand_metric_names, is_improvement
 from ganforge.metrics.sources import subset, training_samples
 
+# Metrics of a classifier (task "classify", e.g. a semi-supervised GAN's D) rather than of generated samples.
+CLASSIFIER_METRICS = ("accuracy",)
 EVAL_SEED_OFFSET = 2  # noise seed of the evaluation samples = train.seed + this (fixed noise uses + 1)
 
 
@@ -36,7 +38,7 @@ class PeriodicEvaluator:
     """Scores a generator against the training data; keeps the best value of `cfg.best_metric`."""
 
     def __init__(self, cfg: EvalConfig, data: TensorData, *, seed: int, data_root: str | None,
-                 device: torch.device) -> None:
+                 device: torch.device, task: str = "generate", data_config=None) -> None:
         from ganforge.metrics.domain import DOMAINS
 
         self.cfg = cfg
@@ -44,6 +46,18 @@ class PeriodicEvaluator:
         self.seed = seed
         self.data_root = data_root
         self.device = device
+        self.task = task  # the sampler's task: "generate" (scored by its samples) or "classify" (by accuracy)
+        self.data_config = data_config  # the run's DataConfig: a classifier is scored on its test split
+        self._test: TensorData | None = None
+        classifier_metrics = [m for m in self.metrics if m in CLASSIFIER_METRICS]
+        if task == "classify" and len(classifier_metrics) != len(self.metrics):
+            raise ConfigError(f"eval.metrics of a classifier can be {', '.join(CLASSIFIER_METRICS)} only, got "
+                              f"{', '.join(self.metrics)}")
+        if task != "classify" and classifier_metrics:
+            raise ConfigError(f"eval.metrics {', '.join(classifier_metrics)} scores a classifier (model.family "
+                              f"ssgan); this run trains a {task} model")
+        if task == "classify":
+            return
         if data.is_image and cfg.features == "domain" and data.name not in DOMAINS:
             raise ConfigError(f"eval.features=domain needs a domain classifier, and dataset {data.name!r} has none "
                               f"(those with one: {', '.join(sorted(DOMAINS))}); use eval.features=inception")
@@ -53,7 +67,10 @@ class PeriodicEvaluator:
         return self.cfg.every > 0 and step % self.cfg.every == 0
 
     def evaluate(self, sampler: nn.Module) -> dict[str, float]:
-        """The metrics of `cfg.num` fresh samples of a generate sampler (its modes are left as they were)."""
+        """The metrics of `cfg.num` fresh samples of a generate sampler (its modes are left as they were), or a
+        classifier's accuracy on the test split."""
+        if self.task == "classify":
+            return self._classifier_metrics(sampler)
         from ganforge.metrics.evaluate import evaluate
         from ganforge.models.sampler import eval_mode
         from ganforge.sampling import class_cycle, generate
@@ -65,6 +82,19 @@ class PeriodicEvaluator:
             return evaluate(fake, self.real, self.metrics, features=self.cfg.features, fake_labels=labels,
                             resize=self.cfg.resize, data_root=self.data_root, device=self.device,
                             progress=False, seed=self.seed)
+
+    def _classifier_metrics(self, sampler: nn.Module) -> dict[str, float]:
+        """test_accuracy: the classifier on the dataset's test split (datasets without one: its own images)."""
+        from dataclasses import replace
+
+        from ganforge.data import load_dataset
+        from ganforge.models.sampler import eval_mode
+
+        if self._test is None:
+            self._test = load_dataset(replace(self.data_config, split="test", limit=None))
+        with eval_mode(sampler):
+            predicted = sampler.predict(self._test.data)
+        return {"test_accuracy": (predicted == self._test.labels).double().mean().item()}
 
     def judge(self, results: dict[str, float], best: float | None, evals_without_improvement: int
               ) -> tuple[EvalOutcome, float | None, int]:

@@ -169,8 +169,6 @@ class Trainer:
                 net.to(memory_format=torch.channels_last)
             if t.sync_batchnorm and self.dist.distributed:  # before the optimizers: conversion makes new modules
                 self.networks[name] = distributed.convert_sync_batchnorm(net, self.device)
-        self.emas = {name: EMA(self.networks[name], halflife_kimg=t.ema_kimg)
-                     for name in family.ema_networks} if t.ema_kimg > 0 else {}
 
         self.health = HealthMonitor(cfg.health)
         self.optimizer_specs = family.optimizers(cfg)
@@ -188,6 +186,10 @@ class Trainer:
         if not self.spec.is_image and any(name == "diffaugment" for name in cfg.loss.augment):
             raise ConfigError("loss.augment.diffaugment needs image data")
         self.family_state = nn.ModuleDict(family.state(cfg, self.spec)).to(self.device)
+        family.bind_data(cfg, self.data, dict(self.family_state.items()), self.networks)
+        # After bind_data, which may initialise weights from the data: the averages start from those weights.
+        self.emas = {name: EMA(self.networks[name], halflife_kimg=t.ema_kimg)
+                     for name in family.ema_networks} if t.ema_kimg > 0 else {}
 
         # Mixed precision: bf16 or fp16 (+ GradScaler) on CUDA; on CPU only bf16 (fast on CPUs with AVX512-BF16 or
         # AMX), fp16 falls back to fp32 there. Weights, optimizer state and losses stay fp32.
@@ -215,11 +217,12 @@ class Trainer:
         self.sampler = family.sampler({name: self.emas[name].model if name in self.emas else net
                                        for name, net in self.networks.items()}, config=cfg.model, spec=self.spec)
         self.raw_sampler = family.sampler(self.networks, config=cfg.model, spec=self.spec)
-        if cfg.eval.every and self.sampler.task != "generate":
-            raise ConfigError(f"eval.every scores generated samples; family {family.name!r} is a "
+        if cfg.eval.every and self.sampler.task not in ("generate", "classify"):
+            raise ConfigError(f"eval.every scores generated samples or a classifier; family {family.name!r} is a "
                               f"{self.sampler.task} model")
         self.evaluator = PeriodicEvaluator(cfg.eval, self.data, seed=t.seed, data_root=cfg.data.root,
-                                           device=self.device) if cfg.eval.every else None
+                                           device=self.device, task=self.sampler.task,
+                                           data_config=cfg.data) if cfg.eval.every else None
 
         # Fixed inputs, drawn from their own generator so they never disturb the training RNG stream.
         g = torch.Generator().manual_seed(t.seed + 1)
