@@ -15,18 +15,18 @@ from ganforge.cli import main
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.reporting import report, write_report
 from ganforge.train.health import REMEDIES
-from tiny_runs import IMAGE_RUN, POINTS_RUN, train_run
+from tiny_runs import POINTS_RUN, train_run, trained
 
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory):
     """A finished conditional DCGAN run that also logged to TensorBoard."""
-    return train_run(IMAGE_RUN, tmp_path_factory.mktemp("runs") / "digits", logger="tensorboard")
+    return trained("image", tmp_path_factory, logger="tensorboard")
 
 
 @pytest.fixture(scope="module")
 def points_run(tmp_path_factory):
-    return train_run(POINTS_RUN, tmp_path_factory.mktemp("runs") / "ring")
+    return trained("points", tmp_path_factory)
 
 
 def _copy(run, tmp_path):

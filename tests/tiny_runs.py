@@ -25,3 +25,15 @@ def train_run(raw: dict, path: Path, **train_overrides) -> Path:
 
     cfg = config_from_dict(merge(raw, {"train": train_overrides}) if train_overrides else raw)
     return train(cfg, path).run_dir
+
+
+_TRAINED: dict[str, Path] = {}
+
+
+def trained(name: str, tmp_path_factory, **train_overrides) -> Path:
+    """IMAGE_RUN ("image") or POINTS_RUN ("points") trained once per test session, shared by the test files."""
+    key = f"{name}-{'-'.join(f'{k}={v}' for k, v in sorted(train_overrides.items()))}"
+    if key not in _TRAINED:
+        raw = {"image": IMAGE_RUN, "points": POINTS_RUN}[name]
+        _TRAINED[key] = train_run(raw, tmp_path_factory.mktemp("runs") / key, **train_overrides)
+    return _TRAINED[key]
