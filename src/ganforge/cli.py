@@ -169,10 +169,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ganforge.serve import serve
+    from ganforge.saved import load_sampler
+    from ganforge.serve import check_server_packages, serve
 
-    serve(args.checkpoint, host=args.host, port=args.port, use_ema=not args.no_ema,
-          max_upload_mb=args.max_upload_mb)
+    check_server_packages()  # before the model loads: a missing extra is the first thing to hear about
+    serve(load_sampler(args.checkpoint, use_ema=not args.no_ema), host=args.host, port=args.port,
+          max_upload_mb=args.max_upload_mb, name=args.checkpoint)
     return 0
 
 

@@ -19,7 +19,6 @@ import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -348,7 +347,7 @@ def _png_uint8(image: Tensor) -> bytes:
 # ------------------------------------------------------------------------------------------------ the app
 
 
-def _need_server_packages() -> None:
+def check_server_packages() -> None:
     import importlib.util
 
     missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
@@ -359,7 +358,7 @@ def _need_server_packages() -> None:
 def create_app(sampler: Sampler, *, max_upload_mb: float = 8.0):
     """The explorer as an ASGI app (starlette): the page at /, the JSON description at /api/info, PNGs from
     /api/sample and /api/interpolate, and POST /api/translate for image-to-image models."""
-    _need_server_packages()
+    check_server_packages()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -451,16 +450,13 @@ def _server(app, sock: socket.socket):
     return uvicorn.Server(config)
 
 
-def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 7860, use_ema: bool = True,
-          max_upload_mb: float = 8.0) -> None:
-    """Load a run, checkpoint or save_pretrained folder and serve its explorer until interrupted."""
-    from ganforge.saved import load_sampler
-
-    _need_server_packages()
-    app = create_app(load_sampler(path, use_ema=use_ema), max_upload_mb=max_upload_mb)
+def serve(sampler: Sampler, *, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: float = 8.0,
+          name: str = "the model") -> None:
+    """Serve the explorer of `sampler` (e.g. `ganforge.load_sampler(RUN)`) until interrupted; prints its URL."""
+    app = create_app(sampler, max_upload_mb=max_upload_mb)
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
-    print(f"serving {path} at http://{shown}:{sock.getsockname()[1]}/  (Ctrl-C stops)", flush=True)
+    print(f"serving {name} at http://{shown}:{sock.getsockname()[1]}/  (Ctrl-C stops)", flush=True)
     try:
         _server(app, sock).run(sockets=[sock])
     finally:
