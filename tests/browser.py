@@ -40,8 +40,9 @@ class Browser:
         args = [executable, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
                 f"--user-data-dir={self._profile}", f"--window-size={width},{height}", "--no-first-run",
                 "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--proxy-server=http://127.0.0.1:9",
-                "--hide-scrollbars", "about:blank"]
+                "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage",  # a container's /dev/shm is often too small for Chromium
+                "--proxy-server=http://127.0.0.1:9", "--hide-scrollbars", "about:blank"]
         # bash puts the pipe ends at fds 3 and 4, where Chromium looks for them.
         self.proc = subprocess.Popen(
             ["bash", "-c", f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}', "chromium", *args],
@@ -53,10 +54,14 @@ class Browser:
         self.events: list[dict] = []
         self.requests: list[str] = []
         self.session: str | None = None
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Network"):
-            self.call(f"{domain}.enable")
+        try:
+            target = self.call("Target.createTarget", url="about:blank")["targetId"]
+            self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            for domain in ("Page", "Runtime", "Network"):
+                self.call(f"{domain}.enable")
+        except BaseException:
+            self.close()  # never leave a browser behind
+            raise
 
     # ------------------------------------------------------------------------------------------ protocol
 

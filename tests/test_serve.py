@@ -240,6 +240,32 @@ def test_translate_uploads(tmp_path):
         assert c.post("/api/translate", content=_png(image)).status_code == 200  # still serving
 
 
+def test_points_model_returns_a_scatter_plot():
+    from ganforge.models import FAMILIES
+
+    family = FAMILIES["mlp"]
+    config = family.config_class(family="mlp", latent_dim=4, g_hidden=16, g_layers=2, d_hidden=16, d_layers=2)
+    spec = DataSpec(shape=(2,))
+    torch.manual_seed(0)
+    sampler = family.sampler({"G": family.networks(config, spec)["G"]()}, config=config, spec=spec)
+    with run_in_background(create_app(sampler)) as url, httpx.Client(base_url=url, timeout=TIMEOUT) as c:
+        assert c.get("/api/info").json()["is_image"] is False
+        plot = _pixels(c.get("/api/sample", params={"seed": 0, "n": 500}).content)
+        assert plot.shape == (384, 384, 3) and len(torch.unique(plot.reshape(-1, 3), dim=0)) >= 2
+        assert c.get("/api/sample", params={"n": 10001}).status_code == 400
+        assert c.get("/api/interpolate").status_code == 404
+
+
+def test_missing_server_packages_is_one_clear_error(run_dir, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert main(["serve", str(run_dir), "--port", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "ganforge: error: ganforge serve needs uvicorn: pip install " \
+                                              "'ganforge[serve]'"
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 
@@ -334,3 +360,23 @@ def test_explorer_in_headless_chromium():
         local = (url, "blob:" + url)
         assert all(u.startswith(local) for u in browser.requests), [u for u in browser.requests
                                                                      if not u.startswith(local)]
+
+
+def test_translate_page_in_headless_chromium(tmp_path):
+    executable = need_chromium()
+    image = (torch.arange(64, dtype=torch.uint8).reshape(8, 8) * 4).numpy()
+    upload = tmp_path / "in.png"
+    upload.write_bytes(_png(image))
+    with run_in_background(create_app(_inverter())) as url, Browser(executable) as browser:
+        browser.open(url + "/")
+        assert browser.evaluate("document.getElementById('generate-ui').hidden")
+        assert not browser.evaluate("document.getElementById('translate-ui').hidden")
+        root = browser.call("DOM.getDocument")["root"]["nodeId"]
+        node = browser.call("DOM.querySelector", nodeId=root, selector="#upload")["nodeId"]
+        browser.call("DOM.setFileInputFiles", files=[str(upload)], nodeId=node)  # as if the user chose the file
+        data_url = _wait_image(browser, "output", 1)
+        import base64
+
+        output = _pixels(base64.b64decode(data_url.split(",", 1)[1]))
+        assert torch.equal(output[..., 0], 255 - torch.from_numpy(image))  # the canvas gives RGBA
+        assert browser.evaluate("document.getElementById('download-output').download") == "output.png"
