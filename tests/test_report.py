@@ -83,6 +83,13 @@ def test_jsonl_and_none_write_no_tensorboard_files_and_the_same_jsonl(points_run
     assert keys(run / "metrics.jsonl") == keys(points_run / "metrics.jsonl")
 
 
+def test_logger_may_change_on_resume(points_run, tmp_path, capsys):
+    run = _copy(points_run, tmp_path)
+    assert main(["train", "--resume", str(run), "--steps", "50", "--logger", "tensorboard"]) == 0
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert "logger: tensorboard" in (run / "config.yaml").read_text()
+
+
 def test_logger_flag_and_older_tensorboard_key(tmp_path, capsys):
     from ganforge.config import config_from_dict
 

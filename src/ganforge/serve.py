@@ -602,6 +602,10 @@ figure{margin:8px 0}figure img{image-rendering:pixelated;width:320px;border:1px 
         input.value = Math.min(Math.max(0, c.low), c.high);
       }
       input.id = 'code-' + c.name; label.appendChild(input); $('codes').appendChild(label);
+      if (c.kind !== 'categorical') {
+        var shown = document.createElement('span'); shown.textContent = ' ' + input.value; label.appendChild(shown);
+        input.addEventListener('input', function(){ shown.textContent = ' ' + (+input.value).toFixed(2); });
+      }
     });
     var sample = updater($('sample'), $('download-sample'),
       function(){ return 'sample-seed' + $('seed').value + '.png'; },
