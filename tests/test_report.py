@@ -138,6 +138,13 @@ def test_report_cli_writes_a_self_contained_page_and_gif(image_run, tmp_path, ca
         assert gif.n_frames == 3
         with Image.open(run / "samples" / "step-00000012.png") as grid:
             assert gif.size[0] == grid.size[0]
+    # Elsewhere, with fewer frames: the first and the last grid.
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html"), "--gif", str(tmp_path / "p.gif"),
+                 "--max-frames", "2"]) == 0
+    assert re.findall(r'class="frame" data-step="(\d+)"', (tmp_path / "r.html").read_text()) == ["4", "12"]
+    with Image.open(tmp_path / "p.gif") as gif:
+        assert gif.n_frames == 2
+    assert main(["report", str(run), "--max-frames", "0"]) == 2
 
 
 def test_report_shows_health_events_with_remedies_and_evaluations(points_run, tmp_path):
