@@ -457,6 +457,9 @@ def serve(sampler: Sampler, *, host: str = "127.0.0.1", port: int = 7860, max_up
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {name} at http://{shown}:{sock.getsockname()[1]}/  (Ctrl-C stops)", flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: listening on {host}: anyone who can reach this machine can use the model (no authentication)",
+              flush=True)
     try:
         _server(app, sock).run(sockets=[sock])
     finally:
@@ -533,7 +536,7 @@ figure{margin:8px 0}figure img{image-rendering:pixelated;width:320px;border:1px 
   </section>
 </section>
 <section id="translate-ui" hidden>
-  <h2>Translate an image</h2>
+  <h2 id="translate-title">Translate an image</h2>
   <div class="row"><input id="upload" type="file" accept="image/*">
     <label id="direction-row">direction <select id="direction"></select></label></div>
   <div class="out">
@@ -640,6 +643,7 @@ figure{margin:8px 0}figure img{image-rendering:pixelated;width:320px;border:1px 
   }
   function setupTranslate(){
     $('translate-ui').hidden = false;
+    if (info.task === 'upscale') $('translate-title').textContent = 'Upscale an image (' + info.scale + '×)';
     Object.keys(info.directions).forEach(function(d){ option($('direction'), d, d); });
     $('direction-row').hidden = Object.keys(info.directions).length < 2;
     var file = null;

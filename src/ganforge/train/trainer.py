@@ -206,6 +206,7 @@ class Trainer:
             call=compiled, eager=self.networks)
 
         self.stats = StatsCollector()
+        self.log: MetricsLog | _NullLog = _NullLog()  # opened by fit()
         self.step = 0
         self.best: float | None = None
         self.evals_without_improvement = 0
