@@ -175,7 +175,7 @@ def test_report_of_a_run_still_training_or_killed(image_run, tmp_path):
     (run / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])  # torn
     html, gif = write_report(run)
     page = html.read_text()
-    assert "still training: a snapshot at step 8 of 12" in page  # metrics.jsonl was written just now
+    assert "training (or stopped in the last 2 minutes): a snapshot at step 8 of 12" in page  # written just now
     assert page.count('class="frame"') == 2  # the half-written grid is left out
     with Image.open(gif) as im:
         assert im.n_frames == 2

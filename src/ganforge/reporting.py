@@ -145,7 +145,7 @@ class RunSnapshot:
             return f"finished: {step} steps"
         of = f" of {total}" if total is not None else ""
         if now - self.modified < LIVE_SECONDS:
-            return f"still training: a snapshot at step {step}{of}"
+            return f"training (or stopped in the last {LIVE_SECONDS // 60} minutes): a snapshot at step {step}{of}"
         return f"stopped at step {step}{of} (interrupted, or still to resume)"
 
 
