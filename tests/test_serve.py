@@ -182,6 +182,24 @@ def test_other_bad_requests_and_the_server_keeps_serving(coded):
     assert coded.get("/api/sample", params={"seed": 1}).status_code == 200
 
 
+def test_outputs_are_bounded_before_anything_is_generated(monkeypatch):
+    import ganforge.serve as serve_module
+    from ganforge.serve import BadRequest, Explorer
+
+    explorer = Explorer(_sampler())
+    monkeypatch.setattr(serve_module, "MAX_PIXELS", 100 * 100)
+    explorer.sample({"n": "4", "scale": "2"})  # 2x2 grid of 16x16: 70x70 pixels
+    with pytest.raises(BadRequest, match="the image would be 140x140 pixels, over the limit of 10000"):
+        explorer.sample({"n": "4", "scale": "4"})
+    up = _inverter()
+    up.scale = 4  # an upscaler: 8x8 in, 32x32 out
+    upscaler = Explorer(up)
+    monkeypatch.setattr(serve_module, "MAX_PIXELS", 31 * 31)
+    with pytest.raises(BadRequest, match=r"larger than the limit of 60 pixels \(outputs are 4x larger\)") as err:
+        upscaler.translate(_png((torch.zeros(8, 8, dtype=torch.uint8)).numpy()), {})
+    assert err.value.status == 413
+
+
 def test_concurrent_clients_get_the_serial_answers(coded):
     seeds = list(range(24))
     serial = {seed: coded.get("/api/sample", params={"seed": seed, "n": 4}).content for seed in seeds}

@@ -34,7 +34,7 @@ MAX_IMAGES = 64  # images per sample request
 MAX_POINTS = 10_000  # points per request for 2D models
 MAX_SCALE = 8  # nearest-neighbour enlargement of returned images
 MAX_QUERY = 4096  # characters of query string
-MAX_PIXELS = 4096 * 4096  # an upload larger than this is refused before it is decoded
+MAX_PIXELS = 4096 * 4096  # largest image in or out: an upload (or its upscaled output) or a grid is refused above it
 
 
 class BadRequest(Exception):
@@ -183,6 +183,8 @@ class Explorer:
         labels = self._labels(params, n)
         controls = self._controls(params, n)
         params.finish()
+        if s.spec.is_image:
+            _check_output_size(n, s.spec.shape, scale)
         with self.lock, torch.no_grad():
             out = self._call(lambda: s.generate(n, seed=seed, labels=labels, **controls))
         if not s.spec.is_image:
@@ -205,6 +207,7 @@ class Explorer:
         label_b = self._labels(params, 1, "class_b")
         controls = self._controls(params, 1)
         params.finish()
+        _check_output_size(1, s.spec.shape, scale)
         if space == "w" and not hasattr(s, "to_w"):
             raise BadRequest("space=w needs a style-based model (one with a w space); this one has only z")
         device = s.device
@@ -242,9 +245,10 @@ class Explorer:
         channels = s.input_shape(direction)[0]
         try:
             with Image.open(io.BytesIO(body)) as im:
-                if im.width * im.height > MAX_PIXELS:
-                    raise BadRequest(f"image of {im.width}x{im.height} pixels is larger than the limit of "
-                                     f"{MAX_PIXELS} pixels", 413)
+                if im.width * im.height * s.scale**2 > MAX_PIXELS:
+                    limit = MAX_PIXELS // s.scale**2
+                    raise BadRequest(f"image of {im.width}x{im.height} pixels is larger than the limit of {limit} "
+                                     f"pixels" + (f" (outputs are {s.scale}x larger)" if s.scale > 1 else ""), 413)
                 im = im.convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])
                 # Sides cut down to the model's multiple (a U-Net's 2**depth) rather than refusing the image.
                 width, height = im.width - im.width % s.multiple, im.height - im.height % s.multiple
@@ -273,6 +277,18 @@ class Explorer:
             return fn()
         except GanforgeError as err:
             raise BadRequest(str(err)) from None
+
+
+def _check_output_size(n: int, shape: tuple[int, ...], scale: int) -> None:
+    """Refuse a request whose image (a grid of n, enlarged scale x) would exceed MAX_PIXELS, before generating."""
+    _, h, w = shape
+    cols = math.ceil(math.sqrt(n)) if n > 1 else 1
+    rows = math.ceil(n / cols)
+    height = (rows * (h + 1) + 1 if n > 1 else h) * scale
+    width = (cols * (w + 1) + 1 if n > 1 else w) * scale
+    if height * width > MAX_PIXELS:
+        raise BadRequest(f"the image would be {width}x{height} pixels, over the limit of {MAX_PIXELS}; "
+                         f"ask for fewer samples or a smaller scale")
 
 
 def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
