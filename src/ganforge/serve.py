@@ -1,10 +1,11 @@
 """`ganforge serve`: a latent explorer in the browser, on starlette + uvicorn (the optional extra `serve`).
 
-Why not Gradio: its page loads fonts and scripts from CDNs and phones home unless configured otherwise, it pulls
-in ~100 MB of dependencies, and its front end is hard to drive in a headless browser without network. This is
-one small page (inline script and style, nothing fetched from elsewhere) on a maintained ASGI server, and every
-request is a plain URL: `GET /api/sample?seed=3&class=1` returns a PNG, so the page, scripts and tests all use
-the same interface.
+Why not Gradio: by default its page loads web fonts from Google's servers and it sends usage analytics, so running
+fully offline means switching both off and re-checking each release for new outside calls; it is a large install
+(a web framework, pandas and a bundled front end) that is not here already; and its Svelte front end is harder to
+drive from a test than a plain page. This is one small page (inline script and style, nothing fetched from
+elsewhere, a Content-Security-Policy that forbids it) on a maintained ASGI server, and every request is a plain
+URL: `GET /api/sample?seed=3&class=1` returns a PNG, so the page, scripts and tests all use the same interface.
 
 Every input is validated here, on the server: an unknown, malformed or out-of-range parameter is a 4xx answer
 with a one-line message and the server keeps serving. Uploads are bounded in bytes and pixels; generation runs
