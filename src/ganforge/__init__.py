@@ -1,6 +1,7 @@
 """ganforge: train, diagnose, evaluate and use Generative Adversarial Networks."""
 
 from ganforge.config import Config, config_from_dict, load_preset
+from ganforge.reporting import report
 from ganforge.sampling import generate
 from ganforge.saved import evaluate_checkpoint, load_generator, load_sampler
 from ganforge.train.checkpoint import load_checkpoint
@@ -19,5 +20,6 @@ __all__ = [
     "load_generator",
     "load_sampler",
     "load_preset",
+    "report",
     "train",
 ]

@@ -22,7 +22,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         if (args.preset or args.dataset or args.set or args.config or args.out or args.data_root
                 or args.image_size or args.channels is not None or args.labels_per_class is not None):
-            raise GanforgeError("--resume continues a run with its own config; only --steps/--epochs may change")
+            raise GanforgeError("--resume continues a run with its own config; only --steps/--epochs (and --logger) "
+                                "may change")
         run_dir = Path(args.resume)
         raw = C.load_config_file(run_dir / "config.yaml")
     else:
@@ -48,6 +49,8 @@ def _train(args: argparse.Namespace) -> int:
         raw.setdefault("train", {})["progress"] = False
     if args.labels_per_class is not None:  # semi-supervised families (model.family=ssgan)
         raw.setdefault("model", {})["labels_per_class"] = args.labels_per_class
+    if args.logger:
+        raw.setdefault("train", {})["logger"] = args.logger
     for assignment in args.set or []:
         C.apply_override(raw, assignment)
     cfg = C.config_from_dict(raw)
@@ -178,6 +181,25 @@ def _classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ganforge.reporting import write_report
+
+    html, gif = write_report(args.run_dir, args.out, gif=False if args.no_gif else args.gif,
+                             max_frames=args.max_frames, overwrite=args.overwrite)
+    print(f"wrote {html}" + (f" and {gif}" if gif else ""))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ganforge.saved import load_sampler
+    from ganforge.serve import check_server_packages, serve
+
+    check_server_packages()  # before the model loads: a missing extra is the first thing to hear about
+    serve(load_sampler(args.checkpoint, use_ema=not args.no_ema), host=args.host, port=args.port,
+          max_upload_mb=args.max_upload_mb, name=args.checkpoint)
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from ganforge.config import preset_description, preset_names
 
@@ -212,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--logger", choices=["tensorboard", "jsonl", "none"],
+                   help="also log to TensorBoard (RUN/tb; the tensorboard extra), or only to metrics.jsonl, which "
+                   "every run writes (jsonl, none; default: train.logger)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("generate", help="write samples from a checkpoint (no dataset needed)")
@@ -281,6 +306,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder with the dataset files")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_classify)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run (also while it trains)",
+                       description="One HTML page, no network needed: loss and metric curves, the fixed-noise "
+                       "grids' evolution (slider, play), final samples, health events with remedies, the evaluation "
+                       "table and the config; and a GIF of the grids. Works on a run still training (a snapshot) "
+                       "or killed mid-way.")
+    p.add_argument("run_dir", help="a run directory")
+    p.add_argument("--out", help="HTML file to write (default: RUN_DIR/report.html)")
+    p.add_argument("--gif", help="training-progress GIF to write (default: beside the HTML, NAME-progress.gif)")
+    p.add_argument("--no-gif", action="store_true", help="write no GIF")
+    p.add_argument("--max-frames", type=int, default=48, help="at most this many grids, evenly spaced (default 48)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files that are not earlier reports")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("serve", help="a latent explorer in the browser: sample, classes, codes, interpolate",
+                       description="Serve a page to explore a trained model: seeds, classes, InfoGAN codes, "
+                       "truncation, interpolation between two samples, image download; for translate/upscale "
+                       "models, upload an image and get the output. Stop it with Ctrl-C.")
+    p.add_argument("checkpoint", help="a run directory, a checkpoint file or a save_pretrained folder")
+    p.add_argument("--port", type=int, default=7860, help="TCP port (default 7860; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
+    p.add_argument("--max-upload-mb", type=float, default=8.0, help="largest image upload accepted (default 8 MB)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=_presets)

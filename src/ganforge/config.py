@@ -20,6 +20,7 @@ import yaml
 from ganforge.errors import ConfigError
 from ganforge.schema import coerce, keyed, positive
 from ganforge.train.health import HealthConfig
+from ganforge.train.loggers import LOGGERS
 
 
 @dataclass
@@ -106,7 +107,8 @@ class TrainConfig:
     checkpoint_every: int = 1000  # steps between checkpoints (also written at the end)
     keep_checkpoints: int = 3  # how many step checkpoints to keep besides `last` and `best`
     num_samples: int = 64  # images in each sample grid (fixed noise, so grids are comparable)
-    tensorboard: bool = False  # also write TensorBoard event files to RUN_DIR/tb
+    logger: str = "jsonl"  # besides metrics.jsonl (always written): "tensorboard" (RUN_DIR/tb), "jsonl" or "none"
+    tensorboard: bool = False  # older spelling of logger=tensorboard, kept so configs written before it still load
     progress: bool = True  # show a progress bar with losses and images/s
 
     def validate(self) -> None:
@@ -137,6 +139,13 @@ class TrainConfig:
             raise ConfigError(f"train.cpu_threads must be >= 0 (0: torch's default), got {self.cpu_threads}")
         if self.ema_kimg < 0 or self.weight_decay < 0:
             raise ConfigError("train.ema_kimg and train.weight_decay must be >= 0")
+        if self.logger not in LOGGERS:
+            raise ConfigError(f"train.logger must be one of {', '.join(LOGGERS)}, got {self.logger!r}")
+
+    @property
+    def logger_name(self) -> str:
+        """The logger to use: `logger`, or tensorboard where an older config set `tensorboard: true`."""
+        return "tensorboard" if self.tensorboard and self.logger == "jsonl" else self.logger
 
 
 @dataclass

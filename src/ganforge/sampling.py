@@ -83,16 +83,17 @@ def points_image(points: Tensor, real_points: Tensor | None = None, *, size: int
     return canvas
 
 
-def save_samples(samples: Tensor, path: Path, *, real_points: Tensor | None = None) -> None:
-    """A grid PNG of images in [-1, 1], or a scatter PNG of points."""
-    from torchvision.utils import save_image  # imported here: torchvision doubles the CLI's start-up time
+def save_samples(samples: Tensor, path: Path, *, real_points: Tensor | None = None) -> Tensor:
+    """A grid PNG of images in [-1, 1], or a scatter PNG of points; returns the image written, (C, H, W) in [0, 1]."""
+    from torchvision.utils import make_grid, save_image  # here: torchvision doubles the CLI's start-up time
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if samples.ndim == 4:
-        save_image(samples, path, nrow=int(math.ceil(math.sqrt(len(samples)))), normalize=True,
-                   value_range=(-1, 1))
+        image = make_grid(samples, nrow=int(math.ceil(math.sqrt(len(samples)))), normalize=True, value_range=(-1, 1))
     else:
-        save_image(points_image(samples, real_points), path)
+        image = points_image(samples, real_points)
+    save_image(image, path)
+    return image
 
 
 def write_outputs(samples: Tensor, out: Path, *, fmt: str, grid: bool, overwrite: bool,

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ganforge.train.loggers import Logger
+
 
 class StatsCollector:
     def __init__(self) -> None:
@@ -34,29 +36,25 @@ class StatsCollector:
 
 
 class MetricsLog:
-    """Append-only JSONL log (RUN_DIR/metrics.jsonl), optionally mirrored to TensorBoard."""
+    """Append-only JSONL log (RUN_DIR/metrics.jsonl), mirrored to a `Logger` (train.logger: TensorBoard)."""
 
-    def __init__(self, path: Path, *, tensorboard_dir: Path | None = None) -> None:
+    def __init__(self, path: Path, *, logger: Logger | None = None) -> None:
         self.path = path
         self._file = open(path, "a", buffering=1)  # line-buffered: a killed run keeps every full line
-        self._tb = None
-        if tensorboard_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(tensorboard_dir))
+        self.logger = logger or Logger()
 
     def write(self, record: dict[str, Any]) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
         self._file.write(json.dumps(clean) + "\n")
-        if self._tb is not None and "step" in record:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._tb.add_scalar(key, value, record["step"])
+        self.logger.write(record)
+
+    def image(self, tag: str, step: int, image: Tensor) -> None:
+        """A sample grid (C, H, W) in [0, 1] for the logger (metrics.jsonl holds no images)."""
+        self.logger.image(tag, step, image)
 
     def close(self) -> None:
         self._file.close()
-        if self._tb is not None:
-            self._tb.close()
+        self.logger.close()
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

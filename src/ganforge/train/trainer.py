@@ -39,6 +39,7 @@ from ganforge.train import distributed
 from ganforge.train.ema import EMA
 from ganforge.train.evaluation import PeriodicEvaluator
 from ganforge.train.health import Diagnosis, HealthMonitor, diversity_ratio
+from ganforge.train.loggers import build_logger
 from ganforge.train.phases import NetworkViews, OptimizerSpec, PhaseContext, PhaseSpec, grad_norm_of
 from ganforge.train.stats import MetricsLog, StatsCollector
 
@@ -207,6 +208,7 @@ class Trainer:
             call=compiled, eager=self.networks)
 
         self.stats = StatsCollector()
+        self.log: MetricsLog | _NullLog = _NullLog()  # opened by fit()
         self.step = 0
         self.best: float | None = None
         self.evals_without_improvement = 0
@@ -394,8 +396,7 @@ class Trainer:
         # Atomic: a resumed run rewrites it, and a kill mid-write must not leave `--resume` a torn config.
         if self.is_main:
             ckpt.atomic_write_bytes(self.run_dir / "config.yaml", self.cfg.to_yaml().encode())
-        self.log = MetricsLog(self.run_dir / "metrics.jsonl",
-                              tensorboard_dir=self.run_dir / "tb" if t.tensorboard else None) \
+        self.log = MetricsLog(self.run_dir / "metrics.jsonl", logger=build_logger(t.logger_name, self.run_dir)) \
             if self.is_main else _NullLog()
         if self.step == 0:
             self.save_checkpoint()  # a known-good starting point (rollback target, resume after an early kill)
@@ -518,7 +519,8 @@ class Trainer:
         with eval_mode(self.sampler):
             samples = self.sampler.preview(self.fixed_inputs).float().cpu()
         real = self.data.data[:2000] if not self.spec.is_image else None
-        save_samples(samples, path, real_points=real)
+        image = save_samples(samples, path, real_points=real)
+        self.log.image("samples", self.step, image)
         return path
 
 
@@ -526,6 +528,9 @@ class _NullLog:
     """What ranks other than 0 log to: nothing."""
 
     def write(self, record: dict[str, Any]) -> None:
+        pass
+
+    def image(self, tag: str, step: int, image: Tensor) -> None:
         pass
 
     def close(self) -> None:
