@@ -16,38 +16,34 @@ from ganforge.errors import GanforgeError
 
 def _train(args: argparse.Namespace) -> int:
     from ganforge import config as C
+    from ganforge.api import resolve_raw
     from ganforge.train import distributed
     from ganforge.train.trainer import train
 
     if args.resume:
         if (args.preset or args.dataset or args.set or args.config or args.out or args.data_root
-                or args.image_size or args.channels is not None):
+                or args.image_size or args.channels is not None or args.resize):
             raise GanforgeError("--resume continues a run with its own config; only --steps/--epochs may change")
         run_dir = Path(args.resume)
         raw = C.load_config_file(run_dir / "config.yaml")
+        if args.steps is not None:
+            raw.setdefault("train", {})["steps"] = args.steps
+            raw["train"]["epochs"] = None
+        if args.epochs is not None:
+            raw.setdefault("train", {})["epochs"] = args.epochs
+        if args.seed is not None:
+            raw.setdefault("train", {})["seed"] = args.seed
+        if args.no_progress:
+            raw.setdefault("train", {})["progress"] = False
     else:
-        raw = C.load_preset(args.preset or "default")
-        if args.config:
-            raw = C.merge(raw, C.load_config_file(args.config))
-    if args.dataset:
-        C.apply_override(raw, f"data.name={args.dataset}")
-    if args.data_root:
-        raw.setdefault("data", {})["root"] = args.data_root
-    if args.image_size:
-        raw.setdefault("data", {})["image_size"] = _parse_size(args.image_size)
-    if args.channels is not None:
-        raw.setdefault("data", {})["channels"] = args.channels
-    if args.steps is not None:
-        raw.setdefault("train", {})["steps"] = args.steps
-        raw["train"]["epochs"] = None
-    if args.epochs is not None:
-        raw.setdefault("train", {})["epochs"] = args.epochs
-    if args.seed is not None:
-        raw.setdefault("train", {})["seed"] = args.seed
-    if args.no_progress:
-        raw.setdefault("train", {})["progress"] = False
-    for assignment in args.set or []:
-        C.apply_override(raw, assignment)
+        # preset, --config, the flags, then --set; data named without a preset or family gets a model that fits
+        overrides = (["train.progress=false"] if args.no_progress else []) + (args.set or [])
+        raw, note = resolve_raw(args.preset, config=args.config, dataset=args.dataset, data_root=args.data_root,
+                                image_size=_parse_size(args.image_size) if args.image_size else None,
+                                channels=args.channels, resize=args.resize, steps=args.steps, epochs=args.epochs,
+                                seed=args.seed, overrides=overrides)
+        if note:
+            print(f"ganforge: {note}", file=sys.stderr)
     cfg = C.config_from_dict(raw)
     if args.dry_run:
         print(cfg.to_yaml(), end="")
@@ -156,6 +152,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interpolate(args: argparse.Namespace) -> int:
+    from ganforge.interpolation import interpolate, write_interpolation
+    from ganforge.saved import load_sampler
+
+    sampler = load_sampler(args.checkpoint, use_ema=not args.no_ema)
+    from_seed = args.seed if args.from_seed is None else args.from_seed
+    to_seed = from_seed + 1 if args.to_seed is None else args.to_seed
+    images = interpolate(sampler, steps=args.steps, method=args.method, space=args.space, from_seed=from_seed,
+                         to_seed=to_seed, rows=args.rows, label=args.label, truncation=args.truncation)
+    path = write_interpolation(images, args.out, fps=args.fps, overwrite=args.overwrite)
+    print(f"wrote {path} ({args.rows} path(s) x {args.steps} steps)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ganforge.export import export_sampler
+    from ganforge.saved import load_sampler
+
+    sampler = load_sampler(args.checkpoint, use_ema=not args.no_ema)
+    path = export_sampler(sampler, args.format, args.out, overwrite=args.overwrite)
+    print(f"wrote {path} ({args.format}, {sampler.task} model)")
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from ganforge.config import preset_description, preset_names
 
@@ -178,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder with the dataset files (the image folder for `folder`)")
     p.add_argument("--image-size", metavar="S|HxW", help="resize the images to S x S or H x W, e.g. 64 or 64x48")
     p.add_argument("--channels", type=int, choices=[1, 3, 4], help="convert the images to this many channels")
+    p.add_argument("--resize", choices=["resize", "center-crop"],
+                   help="how images reach --image-size: stretch (resize, default) or center-crop then resize")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--steps", type=int, help="training steps (with --resume: total steps to reach)")
     group.add_argument("--epochs", type=float, help="training epochs (overrides steps)")
@@ -241,6 +263,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("interpolate", help="images along a path through latent space (GIF or PNG strip)",
+                       description="Walk from one latent to another (seeds --from-seed, --to-seed) and write the "
+                       "images: an animated GIF (--out x.gif) or a PNG strip (--out x.png), a row per path.")
+    p.add_argument("checkpoint", help="a run directory, a checkpoint file or a save_pretrained folder")
+    p.add_argument("--out", required=True, help="output file: .gif (animation) or .png (strip)")
+    p.add_argument("--steps", type=int, default=16, help="images along each path, endpoints included")
+    p.add_argument("--method", choices=["linear", "slerp"],
+                   help="linear or spherical interpolation (default: slerp in z, linear in w)")
+    p.add_argument("--space", default="z", choices=["z", "w"], help="z: the noise; w: a style model's mapped latent")
+    p.add_argument("--seed", type=int, default=0, help="start seed (the end is seed + 1) unless --from/--to-seed")
+    p.add_argument("--from-seed", type=int, help="seed of the start latents")
+    p.add_argument("--to-seed", type=int, help="seed of the end latents")
+    p.add_argument("--rows", type=int, default=1, help="independent paths (rows of the strip)")
+    p.add_argument("--class", dest="label", type=int, help="class of every path (conditional models; default: "
+                   "row i gets class i)")
+    p.add_argument("--truncation", type=float, help="style models: truncation psi in [0, 1]")
+    p.add_argument("--fps", type=float, default=8.0, help="GIF frames per second")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=_interpolate)
+
+    p = sub.add_parser("export", help="export a trained model: ONNX, TorchScript or safetensors + JSON",
+                       description="Export the model a user runs (G or its EMA; never D or optimizers). ONNX and "
+                       "TorchScript take z (B, latent_dim) [+ labels (B,) int64] and return samples in [-1, 1] "
+                       "(image-to-image models: images in, images out); safetensors writes a folder that "
+                       "ganforge.load_sampler reads back.")
+    p.add_argument("checkpoint", help="a run directory, a checkpoint file or a save_pretrained folder")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript", "safetensors"],
+                   help="onnx (needs the export extra), torchscript, or safetensors (a folder)")
+    p.add_argument("--out", required=True, help="output file (.onnx, .pt) or, for safetensors, a folder")
+    p.add_argument("--no-ema", action="store_true", help="export the raw generator, not its EMA")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=_presets)
