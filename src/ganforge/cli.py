@@ -179,6 +179,11 @@ def _export(args: argparse.Namespace) -> int:
 def _presets(args: argparse.Namespace) -> int:
     from ganforge.config import preset_description, preset_names
 
+    if args.markdown:
+        from ganforge.catalog import families_table, presets_table
+
+        print(families_table() + "\n\n" + presets_table())
+        return 0
     names = preset_names()
     width = max(map(len, names))
     for name in names:
@@ -299,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     p = sub.add_parser("presets", help="list the presets")
+    p.add_argument("--markdown", action="store_true", help="the families and presets as Markdown tables (README)")
     p.set_defaults(func=_presets)
     return parser
 
