@@ -20,7 +20,8 @@ def _length(train: dict) -> str:
 
 def presets_table() -> str:
     """One row per preset: its family, data, loss, regularizers, length and first comment line."""
-    rows = ["| preset | family | data | loss (+ regularizers) | length | what |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| preset | family | data | loss (+ regularizers) | length | what |",
+            "| --- | --- | --- | --- | --- | --- |"]
     for name in preset_names():
         raw = load_preset(name)
         data, model, loss, train = (raw.get(k) or {} for k in ("data", "model", "loss", "train"))
