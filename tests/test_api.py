@@ -116,3 +116,14 @@ def test_examples_run(script, args, tmp_path, monkeypatch, capsys):
             assert im.size == (8 * 34 + 2, 10 * 34 + 2)  # 8 per row, a row per class, 32x32 + padding 2
     else:
         assert "synthetic only (100 images)" in out and "real + synthetic" in out
+
+
+def test_every_subcommand_and_option_has_help():
+    from ganforge.cli import build_parser
+
+    subparsers = build_parser()._subparsers._group_actions[0]
+    helps = {action.dest: action.help for action in subparsers._choices_actions}
+    for name, parser in subparsers.choices.items():
+        assert helps.get(name) and parser.description, f"ganforge {name}: no help/description"
+        for action in parser._actions:
+            assert action.help, f"ganforge {name} {action.option_strings or action.dest}: no help text"

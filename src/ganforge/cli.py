@@ -196,7 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a GAN (default: DCGAN on scikit-learn's digits, offline)")
+    p = sub.add_parser("train", help="train a GAN (default: DCGAN on scikit-learn's digits, offline)",
+                       description="Train from a preset (--preset), a YAML file (--config), the flags below and "
+                       "--set overrides, in that order. Naming only data (--dataset) picks a model that fits it: "
+                       "the toy MLP GAN for 2-D points, DCGAN at the data's size for images. Writes RUN/config.yaml, "
+                       "metrics.jsonl, samples/, checkpoints/ and health.txt.")
     p.add_argument("--preset", help="preset name (see `ganforge presets`); default: default")
     p.add_argument("--config", help="a YAML config file merged over the preset")
     p.add_argument("--dataset", help="dataset name, e.g. digits, mnist, fashion-mnist, cifar10, ring, grid, folder")
@@ -217,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("generate", help="write samples from a checkpoint (no dataset needed)")
+    p = sub.add_parser("generate", help="write samples from a checkpoint (no dataset needed)",
+                       description="Write --num samples of a run (its last checkpoint, the EMA of G when kept), a "
+                       "checkpoint file or a save_pretrained folder: PNG files, one grid (--grid) or one .npz.")
     p.add_argument("checkpoint", help="a run directory or a checkpoint file")
     p.add_argument("--num", type=int, default=64, help="how many samples")
     p.add_argument("--out", required=True, help="output directory (or .npz / .png file)")
@@ -232,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (("translate", "translate images with an image-to-image model (pix2pix, CycleGAN, ...)"),
                        ("upscale", "upscale images with a super-resolution model (SRGAN, SRResNet)")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ": one PNG per input image, "
+                           "named after it; every input is read and converted before anything is written.")
         p.add_argument("checkpoint", help="a run directory, a checkpoint file or a save_pretrained folder")
         p.add_argument("images", help="an image file or a folder of images")
         p.add_argument("--out", required=True, help="output folder: one PNG per input, with the input's name")
@@ -303,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("presets", help="list the presets")
+    p = sub.add_parser("presets", help="list the presets", description="List the shipped presets, one line each.")
     p.add_argument("--markdown", action="store_true", help="the families and presets as Markdown tables (README)")
     p.set_defaults(func=_presets)
     return parser
