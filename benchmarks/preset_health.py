@@ -92,14 +92,16 @@ def replay(name: str, run_dir: Path, cfg) -> str:
     from ganforge.train.health import HealthMonitor
 
     monitor = HealthMonitor(cfg.health)
+    ticks: dict[int, dict] = {}  # by step: a resumed run logs again the ticks after its checkpoint (same values)
     with open(run_dir / "metrics.jsonl") as f:
         for line in f:
             record = json.loads(line)
-            if "event" in record:
-                continue
-            stats = {k: v for k, v in record.items() if k not in ("step", "kimg", "images_per_s")
-                     and not k.startswith("lr_")}
-            monitor.observe(record["step"], stats)
+            if "event" not in record:
+                ticks[record["step"]] = record
+    for step in sorted(ticks):
+        stats = {k: v for k, v in ticks[step].items() if k not in ("step", "kimg", "images_per_s")
+                 and not k.startswith("lr_")}
+        monitor.observe(step, stats)
     return monitor.summary()
 
 
