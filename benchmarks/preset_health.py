@@ -87,22 +87,51 @@ def write_folder(data_root: Path, folder: Path, count: int = 4000) -> None:
         Image.fromarray(image).save(folder / f"{i:05d}.png")
 
 
-def replay(name: str, run_dir: Path, cfg) -> str:
-    """The end-of-run summary today's HealthMonitor gives for the ticks kept in run_dir/metrics.jsonl."""
-    from ganforge.train.health import HealthMonitor
-
-    monitor = HealthMonitor(cfg.health)
+def kept_ticks(run_dir: Path) -> list[dict]:
+    """The per-tick stats of run_dir/metrics.jsonl in step order (events left out)."""
     ticks: dict[int, dict] = {}  # by step: a resumed run logs again the ticks after its checkpoint (same values)
     with open(run_dir / "metrics.jsonl") as f:
         for line in f:
             record = json.loads(line)
             if "event" not in record:
                 ticks[record["step"]] = record
-    for step in sorted(ticks):
-        stats = {k: v for k, v in ticks[step].items() if k not in ("step", "kimg", "images_per_s")
-                 and not k.startswith("lr_")}
-        monitor.observe(step, stats)
+    return [{k: v for k, v in ticks[step].items() if k not in ("kimg", "images_per_s") and not k.startswith("lr_")}
+            for step in sorted(ticks)]
+
+
+def replay(name: str, run_dir: Path, cfg) -> str:
+    """The end-of-run summary today's HealthMonitor gives for the ticks kept in run_dir/metrics.jsonl."""
+    from ganforge.train.health import HealthMonitor
+
+    monitor = HealthMonitor(cfg.health)
+    for tick in kept_ticks(run_dir):
+        monitor.observe(tick["step"], {k: v for k, v in tick.items() if k != "step"})
     return monitor.summary()
+
+
+def oscillation_margin(run_dir: Path, cfg) -> float:
+    """The largest oscillation_amplitude at which some window of the run holds oscillation_min_swings swings:
+    the run stays quiet for any threshold above it (the calibration's evidence, per preset)."""
+    import statistics
+
+    from ganforge.train.health import DIVERSITY_LEVEL, OSCILLATION_KEYS, _count_swings
+
+    h = cfg.health
+    ticks = kept_ticks(run_dir)[h.warmup_ticks:]  # the monitor's windows skip the warm-up ticks
+    worst = 0.0
+    for key in OSCILLATION_KEYS:
+        series = [t[key] for t in ticks if key in t]
+        floor = DIVERSITY_LEVEL if key == "diversity" else h.loss_floor
+        for end in range(h.oscillation_min_swings + 1, len(series) + 1):
+            window = series[max(0, end - h.oscillation_window):end]
+            level = max(statistics.median(abs(v) for v in window), floor)
+            low, high = 0.0, 10.0
+            for _ in range(40):  # bisection: swings only fall as the threshold rises
+                mid = (low + high) / 2
+                swings = _count_swings(window, mid * level)
+                low, high = (mid, high) if swings >= h.oscillation_min_swings else (low, mid)
+            worst = max(worst, low)
+    return worst
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                              "recorded_summary": (run_dir / "health.txt").read_text().strip()}
             records[name]["summary"] = replay(name, run_dir, cfg)
         records[name]["note"] = run.note or f"full length ({records[name].get('steps', '?')} steps)"
+        records[name]["oscillation_margin"] = round(oscillation_margin(run_dir, cfg), 3)
         print(f"{name}: {records[name]['summary']}", flush=True)
         runs_dir.mkdir(parents=True, exist_ok=True)
         records_path.write_text(json.dumps(records, indent=2) + "\n")
@@ -153,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def format_table(records: dict) -> str:
-    lines = ["| preset | run | CPU s | health summary (today's thresholds) |", "| --- | --- | --- | --- |"]
+    lines = ["| preset | run | CPU s | largest swing / level | health summary (today's thresholds) |",
+             "| --- | --- | --- | --- | --- |"]
     for name in PRESETS:
         if name not in records:
             continue
@@ -162,7 +193,8 @@ def format_table(records: dict) -> str:
         problems = "; ".join(line.strip() for line in first[1:] if line.startswith("  ") and
                              not line.startswith("    "))
         verdict = first[0] if not problems else f"{first[0]} {problems}"
-        lines.append(f"| {name} | {r['note']} | {r.get('cpu_s', '?')} | {verdict} |")
+        margin = r.get("oscillation_margin", "?")
+        lines.append(f"| {name} | {r['note']} | {r.get('cpu_s', '?')} | {margin} | {verdict} |")
     return "\n".join(lines)
 
 
