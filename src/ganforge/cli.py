@@ -16,43 +16,38 @@ from ganforge.errors import GanforgeError
 
 def _train(args: argparse.Namespace) -> int:
     from ganforge import config as C
+    from ganforge.api import resolve_raw
     from ganforge.train import distributed
     from ganforge.train.trainer import train
 
     if args.resume:
         if (args.preset or args.dataset or args.set or args.config or args.out or args.data_root
-                or args.image_size or args.channels is not None or args.labels_per_class is not None):
+                or args.image_size or args.channels is not None or args.resize or args.labels_per_class is not None):
             raise GanforgeError("--resume continues a run with its own config; only --steps/--epochs (and --logger) "
                                 "may change")
         run_dir = Path(args.resume)
         raw = C.load_config_file(run_dir / "config.yaml")
+        if args.steps is not None:
+            raw.setdefault("train", {})["steps"] = args.steps
+            raw["train"]["epochs"] = None
+        if args.epochs is not None:
+            raw.setdefault("train", {})["epochs"] = args.epochs
+        if args.seed is not None:
+            raw.setdefault("train", {})["seed"] = args.seed
+        if args.no_progress:
+            raw.setdefault("train", {})["progress"] = False
     else:
-        raw = C.load_preset(args.preset or "default")
-        if args.config:
-            raw = C.merge(raw, C.load_config_file(args.config))
-    if args.dataset:
-        C.apply_override(raw, f"data.name={args.dataset}")
-    if args.data_root:
-        raw.setdefault("data", {})["root"] = args.data_root
-    if args.image_size:
-        raw.setdefault("data", {})["image_size"] = _parse_size(args.image_size)
-    if args.channels is not None:
-        raw.setdefault("data", {})["channels"] = args.channels
-    if args.steps is not None:
-        raw.setdefault("train", {})["steps"] = args.steps
-        raw["train"]["epochs"] = None
-    if args.epochs is not None:
-        raw.setdefault("train", {})["epochs"] = args.epochs
-    if args.seed is not None:
-        raw.setdefault("train", {})["seed"] = args.seed
-    if args.no_progress:
-        raw.setdefault("train", {})["progress"] = False
-    if args.labels_per_class is not None:  # semi-supervised families (model.family=ssgan)
-        raw.setdefault("model", {})["labels_per_class"] = args.labels_per_class
-    if args.logger:
+        # preset, --config, the flags, then --set; data named without a preset or family gets a model that fits
+        flags = ((["train.progress=false"] if args.no_progress else [])
+                 + ([f"model.labels_per_class={args.labels_per_class}"] if args.labels_per_class is not None else []))
+        raw, note = resolve_raw(args.preset, config=args.config, dataset=args.dataset, data_root=args.data_root,
+                                image_size=_parse_size(args.image_size) if args.image_size else None,
+                                channels=args.channels, resize=args.resize, steps=args.steps, epochs=args.epochs,
+                                seed=args.seed, overrides=flags + (args.set or []))
+        if note:
+            print(f"ganforge: {note}", file=sys.stderr)
+    if args.logger:  # also on --resume: where the scalars go is no part of the run
         raw.setdefault("train", {})["logger"] = args.logger
-    for assignment in args.set or []:
-        C.apply_override(raw, assignment)
     cfg = C.config_from_dict(raw)
     if args.dry_run:
         print(cfg.to_yaml(), end="")
@@ -200,9 +195,38 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interpolate(args: argparse.Namespace) -> int:
+    from ganforge.interpolation import interpolate, write_interpolation
+    from ganforge.saved import load_sampler
+
+    sampler = load_sampler(args.checkpoint, use_ema=not args.no_ema)
+    from_seed = args.seed if args.from_seed is None else args.from_seed
+    to_seed = from_seed + 1 if args.to_seed is None else args.to_seed
+    images = interpolate(sampler, steps=args.steps, method=args.method, space=args.space, from_seed=from_seed,
+                         to_seed=to_seed, rows=args.rows, label=args.label, truncation=args.truncation)
+    path = write_interpolation(images, args.out, fps=args.fps, overwrite=args.overwrite)
+    print(f"wrote {path} ({args.rows} path(s) x {args.steps} steps)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ganforge.export import export_sampler
+    from ganforge.saved import load_sampler
+
+    sampler = load_sampler(args.checkpoint, use_ema=not args.no_ema)
+    path = export_sampler(sampler, args.format, args.out, overwrite=args.overwrite)
+    print(f"wrote {path} ({args.format}, {sampler.task} model)")
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from ganforge.config import preset_description, preset_names
 
+    if args.markdown:
+        from ganforge.catalog import families_table, presets_table
+
+        print(families_table() + "\n\n" + presets_table())
+        return 0
     names = preset_names()
     width = max(map(len, names))
     for name in names:
@@ -215,13 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a GAN (default: DCGAN on scikit-learn's digits, offline)")
+    p = sub.add_parser("train", help="train a GAN (default: DCGAN on scikit-learn's digits, offline)",
+                       description="Train from a preset (--preset), a YAML file (--config), the flags below and "
+                       "--set overrides, in that order. Naming only data (--dataset) picks a model that fits it: "
+                       "the toy MLP GAN for 2-D points, DCGAN at the data's size for images. Writes RUN/config.yaml, "
+                       "metrics.jsonl, samples/, checkpoints/ and health.txt.")
     p.add_argument("--preset", help="preset name (see `ganforge presets`); default: default")
     p.add_argument("--config", help="a YAML config file merged over the preset")
     p.add_argument("--dataset", help="dataset name, e.g. digits, mnist, fashion-mnist, cifar10, ring, grid, folder")
     p.add_argument("--data-root", help="folder with the dataset files (the image folder for `folder`)")
     p.add_argument("--image-size", metavar="S|HxW", help="resize the images to S x S or H x W, e.g. 64 or 64x48")
     p.add_argument("--channels", type=int, choices=[1, 3, 4], help="convert the images to this many channels")
+    p.add_argument("--resize", choices=["resize", "center-crop"],
+                   help="how images reach --image-size: stretch (resize, default) or center-crop then resize")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--steps", type=int, help="training steps (with --resume: total steps to reach)")
     group.add_argument("--epochs", type=float, help="training epochs (overrides steps)")
@@ -239,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "every run writes (jsonl, none; default: train.logger)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("generate", help="write samples from a checkpoint (no dataset needed)")
+    p = sub.add_parser("generate", help="write samples from a checkpoint (no dataset needed)",
+                       description="Write --num samples of a run (its last checkpoint, the EMA of G when kept), a "
+                       "checkpoint file or a save_pretrained folder: PNG files, one grid (--grid) or one .npz.")
     p.add_argument("checkpoint", help="a run directory or a checkpoint file")
     p.add_argument("--num", type=int, default=64, help="how many samples")
     p.add_argument("--out", required=True, help="output directory (or .npz / .png file)")
@@ -261,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (("translate", "translate images with an image-to-image model (pix2pix, CycleGAN, ...)"),
                        ("upscale", "upscale images with a super-resolution model (SRGAN, SRResNet)")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ": one PNG per input image, "
+                           "named after it; every input is read and converted before anything is written.")
         p.add_argument("checkpoint", help="a run directory, a checkpoint file or a save_pretrained folder")
         p.add_argument("images", help="an image file or a folder of images")
         p.add_argument("--out", required=True, help="output folder: one PNG per input, with the input's name")
@@ -332,7 +365,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("presets", help="list the presets")
+    p = sub.add_parser("interpolate", help="images along a path through latent space (GIF or PNG strip)",
+                       description="Walk from one latent to another (seeds --from-seed, --to-seed) and write the "
+                       "images: an animated GIF (--out x.gif) or a PNG strip (--out x.png), a row per path.")
+    p.add_argument("checkpoint", help="a run directory, a checkpoint file or a save_pretrained folder")
+    p.add_argument("--out", required=True, help="output file: .gif (animation) or .png (strip)")
+    p.add_argument("--steps", type=int, default=16, help="images along each path, endpoints included")
+    p.add_argument("--method", choices=["linear", "slerp"],
+                   help="linear or spherical interpolation (default: slerp in z, linear in w)")
+    p.add_argument("--space", default="z", choices=["z", "w"], help="z: the noise; w: a style model's mapped latent")
+    p.add_argument("--seed", type=int, default=0, help="start seed (the end is seed + 1) unless --from/--to-seed")
+    p.add_argument("--from-seed", type=int, help="seed of the start latents")
+    p.add_argument("--to-seed", type=int, help="seed of the end latents")
+    p.add_argument("--rows", type=int, default=1, help="independent paths (rows of the strip)")
+    p.add_argument("--class", dest="label", type=int, help="class of every path (conditional models; default: "
+                   "row i gets class i)")
+    p.add_argument("--truncation", type=float, help="style models: truncation psi in [0, 1]")
+    p.add_argument("--fps", type=float, default=8.0, help="GIF frames per second")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=_interpolate)
+
+    p = sub.add_parser("export", help="export a trained model: ONNX, TorchScript or safetensors + JSON",
+                       description="Export the model a user runs (G or its EMA; never D or optimizers). ONNX and "
+                       "TorchScript take z (B, latent_dim) [+ labels (B,) int64] and return samples in [-1, 1] "
+                       "(image-to-image models: images in, images out); safetensors writes a folder that "
+                       "ganforge.load_sampler reads back.")
+    p.add_argument("checkpoint", help="a run directory, a checkpoint file or a save_pretrained folder")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript", "safetensors"],
+                   help="onnx (needs the export extra), torchscript, or safetensors (a folder)")
+    p.add_argument("--out", required=True, help="output file (.onnx, .pt) or, for safetensors, a folder")
+    p.add_argument("--no-ema", action="store_true", help="export the raw generator, not its EMA")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("presets", help="list the presets", description="List the shipped presets, one line each.")
+    p.add_argument("--markdown", action="store_true", help="the families and presets as Markdown tables (README)")
     p.set_defaults(func=_presets)
     return parser
 
