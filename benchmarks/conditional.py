@@ -45,6 +45,7 @@ CALIBRATION_STEPS = 30
 # name -> (preset, overrides, kind)
 RUNS: dict[str, tuple[str, list[str], str]] = {
     "acgan": ("acgan-mnist", [], "conditional"),
+    "acgan-paper": ("acgan-mnist", ["model.class_weight_fake=1"], "conditional"),
     "cgan-projection": ("cgan-mnist", [], "conditional"),
     "infogan-mnist": ("infogan-mnist", [], "infogan"),
     "cgan-concat": ("cgan-mnist", ["model.d_condition=concat"], "conditional"),
