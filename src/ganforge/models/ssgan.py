@@ -12,7 +12,8 @@ intermediate D layer on real and on generated images.
 
 Architecture (the paper's MNIST one, the known-good setting for 100 labels): G is an MLP 100 -> 500 -> 500 ->
 784 with softplus and batch norm, the output layer weight-normalised; D is an MLP 1000-500-250-250-250 -> K,
-weight-normalised, with Gaussian noise (std 0.3 on the input, 0.5 after every hidden layer) doing the
+weight-normalised (the hidden layers' scales fixed at their data-dependent init, as the paper's code), with
+Gaussian noise (std 0.3 on the input in [0, 1] units, 0.6 in ganforge's [-1, 1]; 0.5 after every hidden layer) doing the
 regularising that a 100-label training set needs. Widths are config fields, so tests run tiny versions.
 
 The labelled subset: `labels_per_class` examples of every class, chosen from the training data by a seeded
@@ -28,7 +29,6 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import weight_norm
 
 from ganforge.errors import ConfigError
 from ganforge.models.base import FAMILIES, DataSpec, Family, Generator, ModelConfig, prod
@@ -121,6 +121,29 @@ class GaussianNoise(nn.Module):
         return f"std={self.std}"
 
 
+class WeightNormLinear(nn.Module):
+    """y = x v^T * (g / ||v||) + b (Salimans & Kingma 2016), one g per output unit.
+
+    With `train_scale` False, g is a buffer: set once by the data-dependent init and then fixed, as in the
+    paper's MNIST D (only its last layer trains g). That caps how far D can scale its features up, which keeps
+    feature matching and the noise layers meaningful.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, train_scale: bool) -> None:
+        super().__init__()
+        self.direction = nn.Parameter(torch.randn(out_features, in_features) * 0.05)  # v
+        self.bias = nn.Parameter(torch.zeros(out_features))  # b
+        scale = torch.ones(out_features)  # g
+        if train_scale:
+            self.scale = nn.Parameter(scale)
+        else:
+            self.register_buffer("scale", scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = self.direction * (self.scale / self.direction.norm(dim=1))[:, None]
+        return F.linear(x, weight, self.bias)
+
+
 class SSGANGenerator(Generator):
     """z (B, latent_dim) -> images (B, C, H, W) in [-1, 1]: softplus + batch-norm MLP, weight-normed output."""
 
@@ -131,7 +154,7 @@ class SSGANGenerator(Generator):
         for hidden in config.g_hidden:
             layers += [nn.Linear(width, hidden, bias=False), nn.BatchNorm1d(hidden), nn.Softplus()]
             width = hidden
-        layers += [weight_norm(nn.Linear(width, prod(spec.shape))), nn.Tanh()]
+        layers += [WeightNormLinear(width, prod(spec.shape), train_scale=True), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -150,10 +173,10 @@ class SSGANDiscriminator(nn.Module):
         self.noises = nn.ModuleList()
         width = prod(spec.shape)
         for hidden in config.d_hidden:
-            self.linears.append(weight_norm(nn.Linear(width, hidden)))
+            self.linears.append(WeightNormLinear(width, hidden, train_scale=False))
             self.noises.append(GaussianNoise(config.d_hidden_noise))
             width = hidden
-        self.head = weight_norm(nn.Linear(width, spec.num_classes))
+        self.head = WeightNormLinear(width, spec.num_classes, train_scale=True)
         self.feature_index = config.feature_layer % len(self.linears)
 
     def features(self, x: Tensor) -> Tensor:
@@ -179,10 +202,9 @@ class SSGANDiscriminator(nn.Module):
         (0.5 after every layer) drown the signal: D cannot even fit its labelled examples."""
         h = self.input_noise(x.flatten(1))
         for i, linear in enumerate([*self.linears, self.head]):
-            direction = linear.parametrizations.weight.original1  # v; weight = g * v / ||v||
-            t = F.linear(h, direction / direction.norm(dim=1, keepdim=True))  # (B, out)
+            t = F.linear(h, linear.direction / linear.direction.norm(dim=1, keepdim=True))  # (B, out)
             mean, std = t.mean(0), t.std(0) + 1e-6
-            linear.parametrizations.weight.original0.copy_((1.0 / std)[:, None])
+            linear.scale.copy_(1.0 / std)
             linear.bias.copy_(-mean / std)
             if i < len(self.linears):
                 h = self.noises[i](F.relu(linear(h)))
