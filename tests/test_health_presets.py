@@ -1,6 +1,7 @@
-"""The health monitor stays quiet on the presets' real runs: the per-tick stats of the default preset's full
-run (2,000 steps) and of toy-ring (5,000 steps), kept by `benchmarks/preset_health.py`, replayed through a
-monitor with today's thresholds. The old oscillation threshold (0.5) warned on the default run at step 1700.
+"""The health monitor stays quiet on the presets' real runs: the per-tick stats of the default preset's full run
+(2,000 steps), toy-ring and toy-grid (5,000 steps) and mlp-mnist (1,500 steps), kept by
+`benchmarks/preset_health.py`, replayed through a monitor with today's thresholds. The old oscillation threshold
+(0.5) warned on the default run at step 1700.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def replay(name: str, health: HealthConfig) -> list[str]:
     return fired
 
 
-@pytest.mark.parametrize("name", ["default", "toy-ring"])
+@pytest.mark.parametrize("name", ["default", "toy-ring", "toy-grid", "mlp-mnist"])
 def test_presets_real_runs_report_no_problem(name):
     assert replay(name, config_from_dict(load_preset(name)).health) == []
 
