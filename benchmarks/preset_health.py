@@ -137,7 +137,8 @@ def oscillation_margin(run_dir: Path, cfg) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
-    parser.add_argument("--data-root", default=str(HERE.parent.parent / "shared" / "data"))
+    shared = Path(os.environ.get("GANFORGE_SHARED", HERE.parent.parent / "shared"))  # as tests/conftest.py
+    parser.add_argument("--data-root", default=str(shared / "data"), help="MNIST / Fashion-MNIST files")
     parser.add_argument("--runs-dir", default=str(HERE / "runs" / "preset_health"))
     parser.add_argument("--replay", action="store_true", help="re-judge kept runs; train nothing")
     parser.add_argument("--no-results", action="store_true", help="print the table only")
