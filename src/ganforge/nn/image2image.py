@@ -324,6 +324,10 @@ class PatchDiscriminator(nn.Module):
     def receptive_field(self) -> int:
         return patchgan_receptive_field(self.n_layers)
 
+    def features(self, x: Tensor) -> Tensor:
+        """The activations before the last convolution (B, F, h'+1, w'+1): a content loss's feature space."""
+        return self.net[:-1](x)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)  # (B, 1, h', w') = patch_output_shape(H, W, n_layers)
 

@@ -104,6 +104,9 @@ def lr_lambda(cfg: Config, total: int):
         return lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
     if schedule == "step":
         return lambda s: gamma ** (s // every)
+    if schedule == "constant-linear":  # CycleGAN: full rate, then linear to 0 over the remaining steps
+        start = int(cfg.train.lr_decay_start * total)
+        return lambda s: 1.0 if s < start else max(0.0, 1.0 - (s - start) / max(1, total - start))
     return lambda s: 1.0
 
 
