@@ -197,7 +197,7 @@ def build_content(cfg) -> ContentFeatures:
             from ganforge.metrics.domain import load_domain_extractor
 
             extractor = load_domain_extractor(dataset, data_root=cfg.data.root, progress=cfg.train.progress)
-            return ContentFeatures(f"domain-{dataset}", _DomainFeatures(extractor.model))
+            return ContentFeatures(f"domain-{dataset}", _DomainFeatures(extractor.classifier))
         if choice == "domain":
             raise ConfigError("model.content=domain needs MNIST or Fashion-MNIST data (a domain classifier)")
     return ContentFeatures("discriminator", None)
