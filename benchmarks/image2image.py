@@ -243,24 +243,31 @@ def main() -> None:
         classifiers = {d: load_domain_extractor(d, data_root=args.data_root, progress=False).classifier
                        for d in ("mnist", "fashion-mnist")}
         log["classifiers_cpu_s"] = round(cpu_seconds() - start, 1)
-        pictures = {}
+
+        def report() -> None:  # after every task, so a failure later keeps what was measured
+            log["total_cpu_s"] = round(cpu_seconds() - total_start, 1)
+            text = json.dumps({"args": vars(args), "results": results, "runs": log, "torch": torch.__version__},
+                              indent=2)
+            out.with_suffix(".json").write_text(text + "\n")
+            print(text, flush=True)
+
         if "sr" in tasks:
-            pictures["sr"] = torch.cat([sr_digits("mnist", SHARES["sr-mnist"] * budget, args, work, log, results),
-                                        sr_digits("fashion-mnist", SHARES["sr-fashion-mnist"] * budget, args,
-                                                  work, log, results)])
-            save_png(pictures["sr"], out.with_name(out.name + "_sr_digits.png"))
+            digits = torch.cat([sr_digits("mnist", SHARES["sr-mnist"] * budget, args, work, log, results),
+                                sr_digits("fashion-mnist", SHARES["sr-fashion-mnist"] * budget, args, work, log,
+                                          results)])
+            save_png(digits, out.with_name(out.name + "_sr_digits.png"))
+            report()
             save_png(sr_photos(SHARES["sr-photos"] * budget, args, work, log, results),
                      out.with_name(out.name + "_sr_photos.png"))
+            report()
         if "pix2pix" in tasks:
             save_png(pix2pix(SHARES["pix2pix"] * budget, args, work, log, results, classifiers["mnist"]),
                      out.with_name(out.name + "_pix2pix.png"))
+            report()
         if "cyclegan" in tasks:
             save_png(cyclegan(SHARES["cyclegan"] * budget, args, work, log, results, classifiers["mnist"]),
                      out.with_name(out.name + "_cyclegan.png"))
-    log["total_cpu_s"] = round(cpu_seconds() - total_start, 1)
-    report = {"args": vars(args), "results": results, "runs": log, "torch": torch.__version__}
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+            report()
 
 
 if __name__ == "__main__":

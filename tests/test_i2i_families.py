@@ -350,3 +350,23 @@ def test_mnist_derived_tasks_and_presets() -> None:
     assert photos.data.shape == (8, 3, 64, 64) and photos.extras["x_lowres"].shape == (8, 3, 16, 16)
     for name in ("pix2pix-edges", "cyclegan-mnistm", "srresnet-mnist", "srgan-mnist", "srgan-photos"):
         config_from_dict(load_preset(name))
+
+
+def test_srgan_content_feature_space_choice(tmp_path, monkeypatch) -> None:
+    from torch import nn
+
+    from ganforge.models import srgan
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache: no VGG19 on disk
+    assert srgan.vgg19_weights_path(None) is None
+    with pytest.raises(ConfigError, match="is not a file"):
+        srgan.vgg19_weights_path(str(tmp_path / "missing.pth"))
+    cfg = config_from_dict(merge(SRGAN, {"data": {"name": "sr", "task": {"source": "mnist"}}}))
+    assert srgan.CONTENT_PROVIDERS["domain"] is not None  # registered by ganforge.train.content
+    net = nn.Conv2d(1, 2, 1)
+    monkeypatch.setitem(srgan.CONTENT_PROVIDERS, "domain", lambda c: ("domain-mnist", net))
+    content = srgan.build_content(cfg)  # auto: no VGG -> the domain classifier
+    assert content.source == "domain-mnist" and content.extractor is net
+    assert not list(content.parameters()) and content.state_dict()["_extra_state"] == {"source": "domain-mnist"}
+    monkeypatch.setitem(srgan.CONTENT_PROVIDERS, "domain", lambda c: None)  # data without a classifier
+    assert srgan.build_content(cfg).source == "discriminator"

@@ -17,6 +17,7 @@ Batch keys: "x_lowres" (the input) and "x" (the high-res target); the scale is t
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,8 @@ from ganforge.models.sampler import TranslationSampler
 from ganforge.nn.image2image import NORMS, PatchDiscriminator, SRResNetGenerator, patch_output_shape
 from ganforge.train.phases import OptimizerSpec, PhaseContext, PhaseSpec, report_d_outputs
 
-__all__ = ["CONTENT_SOURCES", "ContentFeatures", "SRGANConfig", "SRSampler", "content_loss", "pixel_loss",
-           "sr_scale", "vgg19_weights_path"]
+__all__ = ["CONTENT_PROVIDERS", "CONTENT_SOURCES", "ContentFeatures", "DomainFeatures", "SRGANConfig", "SRSampler",
+           "content_loss", "pixel_loss", "sr_scale", "vgg19_weights_path"]
 
 MODES = ("srresnet", "srgan")
 CONTENT_SOURCES = ("auto", "vgg", "domain", "discriminator")
@@ -125,7 +126,7 @@ class _VGGFeatures(nn.Module):
         return self.body(((x + 1) / 2 - self.mean) / self.std)
 
 
-class _DomainFeatures(nn.Module):
+class DomainFeatures(nn.Module):
     """The domain classifier's penultimate features on [-1, 1] images (luma, resized to 28x28)."""
 
     def __init__(self, classifier: nn.Module) -> None:
@@ -173,11 +174,15 @@ class ContentFeatures(nn.Module):
         return f"source={self.source!r}"
 
 
-def _digit_dataset(cfg) -> str | None:
-    from ganforge.metrics.domain import DOMAINS
+# Feature networks for the content loss that live above the models layer (the domain classifiers belong to
+# ganforge.metrics, which imports the models): name -> provider(cfg) -> (source name, network) or None when it
+# does not apply to the config's data. ganforge.train.content fills it; the trainer imports that module.
+CONTENT_PROVIDERS: dict[str, Callable[[Any], tuple[str, nn.Module] | None]] = {}
 
-    name = cfg.data.task.source if cfg.data.name == "sr" else cfg.data.name
-    return name if name in DOMAINS else None
+
+def _domain_sr_dataset(cfg) -> str:
+    """The dataset an SR run's images come from (what a domain classifier must know)."""
+    return cfg.data.task.source if cfg.data.name == "sr" else cfg.data.name
 
 
 def build_content(cfg) -> ContentFeatures:
@@ -192,12 +197,10 @@ def build_content(cfg) -> ContentFeatures:
             raise ConfigError(f"model.content=vgg needs VGG19's weights on disk ({VGG19_FILE} in "
                               f"{Path(torch.hub.get_dir()) / 'checkpoints'}, or model.vgg_weights); none found")
     if choice in ("auto", "domain"):
-        dataset = _digit_dataset(cfg)
-        if dataset is not None:
-            from ganforge.metrics.domain import load_domain_extractor
-
-            extractor = load_domain_extractor(dataset, data_root=cfg.data.root, progress=cfg.train.progress)
-            return ContentFeatures(f"domain-{dataset}", _DomainFeatures(extractor.classifier))
+        provider = CONTENT_PROVIDERS.get("domain")
+        found = provider(cfg) if provider is not None else None
+        if found is not None:
+            return ContentFeatures(found[0], found[1])
         if choice == "domain":
             raise ConfigError("model.content=domain needs MNIST or Fashion-MNIST data (a domain classifier)")
     return ContentFeatures("discriminator", None)

@@ -35,7 +35,10 @@ from ganforge.models.sampler import eval_mode
 from ganforge.regularizers import build_regularizers
 from ganforge.sampling import save_samples
 from ganforge.train import checkpoint as ckpt
-from ganforge.train import distributed
+from ganforge.train import (
+    content,  # noqa: F401  (registers SRGAN's domain-classifier content loss)
+    distributed,
+)
 from ganforge.train.ema import EMA
 from ganforge.train.evaluation import PeriodicEvaluator
 from ganforge.train.health import Diagnosis, HealthMonitor, diversity_ratio
