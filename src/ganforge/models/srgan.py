@@ -50,6 +50,7 @@ class SRGANConfig(ModelConfig):
     g_blocks: int = 16  # residual blocks (the paper: 16)
     g_width: int = 64  # channels inside G
     g_norm: str = "batch"  # G normalization: batch (the paper) or none (EDSR)
+    g_output: str = "linear"  # "linear" (clamped when sampled; EDSR) or "tanh" (can saturate and stop learning)
     d_base: int = 64  # PatchGAN channels in its first layer
     d_layers: int = 3  # PatchGAN stride-2 layers (receptive field 16, 34, 70, ... px of the high-res image)
     d_norm: str = "batch"  # PatchGAN normalization (the paper's D uses batch norm)
@@ -71,6 +72,8 @@ class SRGANConfig(ModelConfig):
         for name in ("g_norm", "d_norm"):
             if getattr(self, name) not in NORMS:
                 raise ConfigError(f"model.{name} must be one of {', '.join(NORMS)}, got {getattr(self, name)!r}")
+        if self.g_output not in ("linear", "tanh"):
+            raise ConfigError(f"model.g_output must be 'linear' or 'tanh', got {self.g_output!r}")
         for name in ("g_width", "d_base", "d_layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
@@ -230,6 +233,9 @@ class SRSampler(TranslationSampler):
         super().__init__(networks, config=config, spec=spec)
         self.scale = self.nets["G"].scale
 
+    def forward(self, x: Tensor, direction: str | None = None) -> Tensor:
+        return super().forward(x, direction).clamp(-1.0, 1.0)  # a linear-output G may overshoot the data range
+
 
 class SRGAN(Family):
     name = "srgan"
@@ -241,7 +247,7 @@ class SRGAN(Family):
     def networks(self, model: SRGANConfig, spec: DataSpec):
         channels = spec.shape[0]
         nets = {"G": lambda: SRResNetGenerator(channels=channels, scale=sr_scale(spec), n_blocks=model.g_blocks,
-                                               width=model.g_width, norm=model.g_norm)}
+                                               width=model.g_width, norm=model.g_norm, output=model.g_output)}
         if model.mode == "srgan":
             nets["D"] = lambda: PatchDiscriminator(in_channels=channels, base=model.d_base, n_layers=model.d_layers,
                                                    norm=model.d_norm)
