@@ -226,6 +226,7 @@ def main() -> None:
     parser.add_argument("--eval-num", type=int, default=10_000, help="test images per digit task")
     parser.add_argument("--tasks", default="sr,pix2pix,cyclegan", help="comma-separated subset")
     parser.add_argument("--out", default="benchmarks/image2image", help="prefix of the JSON and PNG outputs")
+    parser.add_argument("--json", default=None, help="results file (default: OUT.json)")
     parser.add_argument("--work", default=None, help="run directories (default: a temporary folder)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -248,7 +249,7 @@ def main() -> None:
             log["total_cpu_s"] = round(cpu_seconds() - total_start, 1)
             text = json.dumps({"args": vars(args), "results": results, "runs": log, "torch": torch.__version__},
                               indent=2)
-            out.with_suffix(".json").write_text(text + "\n")
+            Path(args.json or out.with_suffix(".json")).write_text(text + "\n")
             print(text, flush=True)
 
         if "sr" in tasks:
