@@ -24,6 +24,29 @@ from ganforge.train.loggers import LOGGERS
 
 
 @dataclass
+class ImageTaskConfig:
+    """Options of the image-to-image datasets (paired, unpaired, sr, mnist-edges, mnist-m, sr-photos)."""
+
+    source: str | None = None  # sr / unpaired: the dataset whose images are used (domain A for unpaired)
+    domain_b: str | None = None  # unpaired: the second dataset (domain B); None: folders root/A and root/B
+    scale: int = 4  # sr: downsampling factor of the low-res inputs (2 or 4)
+    downsample: str = "bicubic"  # sr: "bicubic" (antialiased) or "area" (block means)
+    crop: int | None = None  # sr: side of the random high-res crops (a multiple of scale); None: whole images
+    crops_per_image: int = 1  # sr with crop: how many random crops each image gives (sr-photos: many)
+    seed: int = 0  # photo patches (mnist-m), crop positions and unpaired shuffles: the same seed, the same data
+
+    def validate(self) -> None:
+        if self.scale not in (2, 4, 8):
+            raise ConfigError(f"data.task.scale must be 2, 4 or 8, got {self.scale}")
+        if self.downsample not in ("bicubic", "area"):
+            raise ConfigError(f"data.task.downsample must be 'bicubic' or 'area', got {self.downsample!r}")
+        positive("data.task.crop", self.crop, allow_none=True)
+        positive("data.task.crops_per_image", self.crops_per_image)
+        if self.crop is not None and self.crop % self.scale:
+            raise ConfigError(f"data.task.crop ({self.crop}) must be a multiple of data.task.scale ({self.scale})")
+
+
+@dataclass
 class DataConfig:
     name: str = "digits"  # dataset: see `ganforge.data.DATASETS` (ring, grid, spiral, digits, mnist, ...)
     root: str | None = None  # folder with the files (the image folder itself for `folder`); None: cache dir
@@ -35,6 +58,7 @@ class DataConfig:
     limit: int | None = None  # use only the first N examples (quick experiments, tests)
     num_points: int = 100_000  # toy 2D sets: how many points to draw once (a fixed, seeded sample)
     seed: int = 0  # seed of datasets built by sampling: stacked-mnist's digit triples (the same for every run)
+    task: ImageTaskConfig = field(default_factory=ImageTaskConfig)  # image-to-image / SR datasets' options
 
     def validate(self) -> None:
         from ganforge.data import DATASETS
@@ -53,6 +77,7 @@ class DataConfig:
         positive("data.num_points", self.num_points)
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"data.seed must be in [0, 2**32), got {self.seed}")
+        self.task.validate()
 
 
 @dataclass
@@ -89,7 +114,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # AdamW-style decoupled weight decay for both networks
     n_critic: int = 1  # D updates per step (5 for WGAN), each on a fresh real batch
     n_gen: int = 1  # G updates per step
-    lr_schedule: str = "constant"  # "constant", "linear" (decay to 0), "cosine" or "step"
+    lr_schedule: str = "constant"  # "constant", "linear" (decay to 0), "cosine", "step" or "constant-linear"
+    lr_decay_start: float = 0.5  # "constant-linear" (CycleGAN): fraction of steps at full rate, then linear to 0
     lr_step_every: int = 1000  # for "step": multiply the LRs by lr_step_gamma every this many steps
     lr_step_gamma: float = 0.5  # for "step": the factor
     ema_kimg: float = 0.0  # EMA of G weights, half-life in thousands of images; 0 disables the EMA
@@ -128,8 +154,11 @@ class TrainConfig:
             betas = getattr(self, name)
             if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
                 raise ConfigError(f"train.{name} must be two numbers in [0, 1), got {betas}")
-        if self.lr_schedule not in ("constant", "linear", "cosine", "step"):
-            raise ConfigError(f"train.lr_schedule must be constant, linear, cosine or step, got {self.lr_schedule!r}")
+        if self.lr_schedule not in ("constant", "linear", "cosine", "step", "constant-linear"):
+            raise ConfigError(f"train.lr_schedule must be constant, linear, cosine, step or constant-linear, "
+                              f"got {self.lr_schedule!r}")
+        if not 0.0 <= self.lr_decay_start < 1.0:
+            raise ConfigError(f"train.lr_decay_start must be in [0, 1), got {self.lr_decay_start}")
         if self.amp not in ("none", "bf16", "fp16"):
             raise ConfigError(f"train.amp must be none, bf16 or fp16, got {self.amp!r}")
         if self.compile_mode not in ("default", "reduce-overhead", "max-autotune"):

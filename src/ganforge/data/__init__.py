@@ -9,6 +9,6 @@ from __future__ import annotations
 from ganforge.data.base import DATASETS, TensorData, load_dataset, resize_images
 
 # Importing the source modules registers their datasets.
-from ganforge.data import toy2d, sklearn_digits, torchvision_sets, image_folder, stacked_mnist  # noqa: E402,F401  isort: skip
+from ganforge.data import toy2d, sklearn_digits, torchvision_sets, image_folder, stacked_mnist, image2image_sets  # noqa: E402,F401,E501  isort: skip
 
 __all__ = ["DATASETS", "TensorData", "load_dataset", "resize_images"]

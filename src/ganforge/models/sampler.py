@@ -172,7 +172,7 @@ class TranslationSampler(Sampler):
     target_key: ClassVar[str] = "x"  # the batch key a2b outputs are compared with (previews: input|output|target)
     scale: ClassVar[int] = 1  # output size / input size
     tile: ClassVar[int] = 512  # larger inputs are processed in overlapping tiles of this many pixels
-    multiple: ClassVar[int] = 1  # input sides must be multiples of this (a U-Net's 2**depth)
+    multiple: ClassVar[int] = 1  # the network's total stride (a U-Net's 2**depth): inputs are padded to a multiple
 
     def input_shape(self, direction: str | None = None) -> tuple[int, ...]:
         _, key = self.directions[self._direction(direction)]
@@ -200,16 +200,21 @@ class TranslationSampler(Sampler):
         if images.ndim != 4 or images.shape[1] != channels:
             raise GanforgeError(f"this model takes {channels}-channel images, got shape {tuple(images.shape)}")
         h, w = images.shape[-2:]
-        if h % self.multiple or w % self.multiple:
-            raise GanforgeError(f"image sides must be multiples of {self.multiple}, got {h}x{w}")
+        m = self.multiple
+        # Sides that the network's strides do not divide are padded (edge pixels repeated) and cropped back.
+        pad_h, pad_w = -h % m, -w % m
+        overlap = min(-(-min(64, self.tile // 4) // m) * m, self.tile - m)  # rounded up to a multiple of m
         outputs = []
         for image in images:
             x = image[None].to(self.device).float().div(127.5).sub(1.0)
-            if max(h, w) > self.tile:
-                y = tiled(lambda t: self(t, direction), x, tile=self.tile, overlap=min(64, self.tile // 4),
-                          scale=self.scale, multiple=self.multiple)
+            if pad_h or pad_w:
+                x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+            if max(x.shape[-2:]) > self.tile:
+                y = tiled(lambda t: self(t, direction), x, tile=self.tile, overlap=overlap, scale=self.scale,
+                          multiple=m)
             else:
                 y = self(x, direction)
+            y = y[..., : self.scale * h, : self.scale * w]
             outputs.append(y.add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8).cpu())
         return torch.cat(outputs)
 

@@ -324,6 +324,10 @@ class PatchDiscriminator(nn.Module):
     def receptive_field(self) -> int:
         return patchgan_receptive_field(self.n_layers)
 
+    def features(self, x: Tensor) -> Tensor:
+        """The activations before the last convolution (B, F, h'+1, w'+1): a content loss's feature space."""
+        return self.net[:-1](x)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)  # (B, 1, h', w') = patch_output_shape(H, W, n_layers)
 
@@ -355,11 +359,13 @@ class SRResNetGenerator(nn.Module):
     a long skip over them, then log2(scale) x2 stages of conv -> PixelShuffle(2) -> PReLU (sub-pixel
     convolution, Shi et al. 2016: 4x the channels rearranged into 2x the height and width, which learns the
     upsampling without transposed-convolution checkerboards), and a 9x9 head with tanh so the output is in
-    the same range as the data. norm="none" drops batch norm, as EDSR/ESRGAN found better for SR.
+    the same range as the data (output="linear": no tanh, clamp the result). norm="none" drops batch norm, as
+    EDSR/ESRGAN found better for SR.
     """
 
     def __init__(
-        self, *, channels: int, scale: int = 4, n_blocks: int = 16, width: int = 64, norm: str = "batch"
+        self, *, channels: int, scale: int = 4, n_blocks: int = 16, width: int = 64, norm: str = "batch",
+        output: str = "tanh",
     ) -> None:
         super().__init__()
         self.channels = _check_int("channels", channels)
@@ -376,7 +382,12 @@ class SRResNetGenerator(nn.Module):
         for _ in range(int(math.log2(scale))):  # (B, width, h, w) -> (B, 4 width, h, w) -> (B, width, 2h, 2w)
             stages += [nn.Conv2d(width, 4 * width, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU(width)]
         self.upsample = nn.Sequential(*stages)
-        self.head = nn.Sequential(nn.Conv2d(width, channels, 9, 1, 4), nn.Tanh())
+        if output not in ("tanh", "linear"):
+            raise ConfigError(f"output must be 'tanh' or 'linear', got {output!r}")
+        self.output = output
+        # "linear": no squashing (EDSR); callers clamp to [-1, 1]. A saturated tanh has no gradient, and a G whose
+        # activations overshoot early (no normalization, mostly black targets such as MNIST) can stay at -1.
+        self.head = nn.Sequential(nn.Conv2d(width, channels, 9, 1, 4), *([nn.Tanh()] if output == "tanh" else []))
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.stem(x)  # (B, width, H, W)
@@ -385,7 +396,7 @@ class SRResNetGenerator(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, scale={self.scale}, n_blocks={self.n_blocks}, width={self.width}, "
-                f"norm={self.norm!r}")
+                f"norm={self.norm!r}, output={self.output!r}")
 
 
 # --- Image pool (CycleGAN) ------------------------------------------------------------------------------

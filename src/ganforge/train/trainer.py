@@ -35,7 +35,10 @@ from ganforge.models.sampler import eval_mode
 from ganforge.regularizers import build_regularizers
 from ganforge.sampling import save_samples
 from ganforge.train import checkpoint as ckpt
-from ganforge.train import distributed
+from ganforge.train import (
+    content,  # noqa: F401  (registers SRGAN's domain-classifier content loss)
+    distributed,
+)
 from ganforge.train.ema import EMA
 from ganforge.train.evaluation import PeriodicEvaluator
 from ganforge.train.health import Diagnosis, HealthMonitor, diversity_ratio
@@ -105,6 +108,9 @@ def lr_lambda(cfg: Config, total: int):
         return lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
     if schedule == "step":
         return lambda s: gamma ** (s // every)
+    if schedule == "constant-linear":  # CycleGAN: full rate, then linear to 0 over the remaining steps
+        start = int(cfg.train.lr_decay_start * total)
+        return lambda s: 1.0 if s < start else max(0.0, 1.0 - (s - start) / max(1, total - start))
     return lambda s: 1.0
 
 
