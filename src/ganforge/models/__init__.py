@@ -11,7 +11,7 @@ from ganforge.models.base import (
 )
 from ganforge.models.sampler import NoiseSampler, Sampler
 
-from ganforge.models import mlp, dcgan  # noqa: E402,F401  isort: skip  (registers the families)
+from ganforge.models import mlp, dcgan, stylegan2, progan  # noqa: E402,F401  isort: skip  (registers the families)
 
 __all__ = ["FAMILIES", "AdversarialFamily", "DataSpec", "Discriminator", "Family", "Generator", "ModelConfig",
            "NoiseSampler", "Sampler"]
