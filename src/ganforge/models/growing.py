@@ -102,8 +102,8 @@ def set_stage_on_step(ctx: PhaseContext, step: int) -> None:
     schedule = _schedule(ctx)
     stage, alpha = schedule.stage_at(step)
     for net in ctx.nets.eager.values():
-        if isinstance(net, StageModule):
-            net.set_stage(stage, alpha)
+        if isinstance(net, StageModule):  # a run that does not grow has one stage: the network's last
+            net.set_stage(net.num_stages - schedule.num_stages + stage, alpha)
 
 
 def _schedule(ctx: PhaseContext) -> ProgressiveSchedule:
