@@ -83,9 +83,13 @@ def _parse_size(text: str) -> list[int]:
 def _generate(args: argparse.Namespace) -> int:
     from ganforge.sampling import generate, write_outputs
     from ganforge.saved import load_generator
+    from ganforge.style_tools import truncation_controls, truncation_sweep
 
+    if args.truncation_sweep is not None and args.truncation is None:
+        return truncation_sweep(args)  # every sample at every psi (style models)
     if args.num <= 0:
         raise GanforgeError(f"--num must be > 0, got {args.num}")
+    controls = truncation_controls(args)  # {} or {"truncation": psi}; an error for a model without it
     generator = load_generator(args.checkpoint, use_ema=not args.no_ema)
     labels = None
     if args.label is not None:
@@ -96,7 +100,7 @@ def _generate(args: argparse.Namespace) -> int:
         import torch
 
         labels = torch.full((args.num,), args.label, dtype=torch.long)
-    samples = generate(generator, args.num, seed=args.seed, batch_size=args.batch_size, labels=labels)
+    samples = generate(generator, args.num, seed=args.seed, batch_size=args.batch_size, labels=labels, **controls)
     paths = write_outputs(samples, Path(args.out), fmt=args.format, grid=args.grid, overwrite=args.overwrite)
     print(f"wrote {args.num} samples to {paths[0] if len(paths) == 1 else Path(args.out)}")
     return 0
@@ -167,6 +171,8 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ganforge import style_tools  # its parser pieces (torch is imported only when a command runs)
+
     parser = argparse.ArgumentParser(prog="ganforge", description="Train, evaluate and use GANs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="generation batch size")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    style_tools.add_generate_args(p)  # --truncation, --truncation-sweep
     p.set_defaults(func=_generate)
+    style_tools.add_style_mix_parser(sub)  # ganforge style-mix
 
     for name, text in (("translate", "translate images with an image-to-image model (pix2pix, CycleGAN, ...)"),
                        ("upscale", "upscale images with a super-resolution model (SRGAN, SRResNet)")):

@@ -181,12 +181,15 @@ class StyleGenerator(StageModule):
         return img
 
     def forward(self, z: Tensor, labels: Tensor | None = None, *, truncation: float | Tensor = 1.0,
-                mix_z: Tensor | None = None, crossover: int | None = None, noise_mode: str = "random",
+                mix_z: Tensor | None = None, crossover: int | None = None, noise_mode: str | None = None,
                 stage_output: bool = False, track_w_avg: bool = False, return_ws: bool = False):
         """Images (B, C, H, W) at the data's size (a lower stage is upsampled, nearest), or with `stage_output`
         at the current stage's size. `mix_z` + `crossover`: layers >= crossover take mix_z's w (style mixing).
         `track_w_avg`: fold this batch's w into w_avg (training). `return_ws`: also the (B, num_ws, w_dim)
-        the images were made from (path-length regularization differentiates through them)."""
+        the images were made from (path-length regularization differentiates through them). `noise_mode`
+        None: fresh noise in training, the fixed maps in eval mode (so a loaded G is deterministic)."""
+        if noise_mode is None:
+            noise_mode = "random" if self.training else "const"
         w = self.mapping(z, labels if self.num_classes else None)  # (B, w_dim)
         if track_w_avg and self.training:
             self.mapping.update_w_avg(w, self.config.w_avg_beta)
