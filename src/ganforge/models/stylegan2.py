@@ -53,6 +53,7 @@ from ganforge.nn.style import (
     lazy_regularization_correction,
     mix_styles,
     random_crossover,
+    upsample2x,
 )
 from ganforge.regularizers import RegContext
 from ganforge.train.phases import OptimizerSpec, PhaseContext, PhaseSpec, regularize, report_d_outputs
@@ -177,7 +178,8 @@ class StyleGenerator(StageModule):
         if self.config.architecture == "resnet" and stage == len(self.blocks) - 1:
             return img
         if previous is not None and alpha < 1.0:
-            return fade_in(previous, img, alpha, mode="bilinear")  # alpha 0: the stage below, upsampled
+            # alpha 0: exactly the stage below, upsampled as the skip architecture upsamples its images
+            return torch.lerp(upsample2x(previous), img, alpha)
         return img
 
     def forward(self, z: Tensor, labels: Tensor | None = None, *, truncation: float | Tensor = 1.0,
