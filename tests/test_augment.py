@@ -115,6 +115,6 @@ def test_build_augment() -> None:
     assert pipe(batch(), step=0).shape == (4, 3, 8, 8)
     with pytest.raises(ConfigError, match=r"'sigma'.*valid: std, anneal_steps"):
         build_augment({"instance_noise": {"sigma": 0.1}})
-    with pytest.raises(ConfigError, match="valid: diffaugment, instance_noise"):
-        build_augment({"ada": {}})
-    assert sorted(AUGMENTS) == ["diffaugment", "instance_noise"]
+    with pytest.raises(ConfigError, match="valid: ada, diffaugment, instance_noise"):
+        build_augment({"adaptive": {}})
+    assert sorted(AUGMENTS) == ["ada", "diffaugment", "instance_noise"]

@@ -84,9 +84,13 @@ def _generate(args: argparse.Namespace) -> int:
     from ganforge.controls import parse_classes, parse_codes, parse_sweep, sample_layout
     from ganforge.sampling import write_outputs
     from ganforge.saved import load_sampler
+    from ganforge.style_tools import truncation_controls, truncation_sweep
 
+    if args.truncation_sweep is not None and args.truncation is None:
+        return truncation_sweep(args)  # every sample at every psi (style models)
     if args.num <= 0:
         raise GanforgeError(f"--num must be > 0, got {args.num}")
+    controls = truncation_controls(args)  # {} or {"truncation": psi}; an error for a model without it
     sampler = load_sampler(args.checkpoint, use_ema=not args.no_ema)
     if sampler.task != "generate":
         raise GanforgeError(f"{args.checkpoint} holds a {sampler.task} model; `ganforge generate` needs a noise model")
@@ -94,7 +98,7 @@ def _generate(args: argparse.Namespace) -> int:
     codes = parse_codes(args.code, sampler.codes) if args.code else None
     sweep = parse_sweep(args.sweep, sampler.codes) if args.sweep else None
     layout = sample_layout(sampler, args.num, seed=args.seed, classes=classes, codes=codes, sweep=sweep,
-                           grid=args.grid, batch_size=args.batch_size)
+                           grid=args.grid, batch_size=args.batch_size, controls=controls)
     paths = write_outputs(layout.samples, Path(args.out), fmt=args.format, grid=args.grid, overwrite=args.overwrite,
                           nrow=layout.nrow)
     print(f"wrote {len(layout.samples)} samples to {paths[0] if len(paths) == 1 else Path(args.out)}")
@@ -235,6 +239,8 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ganforge import style_tools  # its parser pieces (torch is imported only when a command runs)
+
     parser = argparse.ArgumentParser(prog="ganforge", description="Train, evaluate and use GANs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -289,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="generation batch size")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    style_tools.add_generate_args(p)  # --truncation, --truncation-sweep
     p.set_defaults(func=_generate)
+    style_tools.add_style_mix_parser(sub)  # ganforge style-mix
 
     for name, text in (("translate", "translate images with an image-to-image model (pix2pix, CycleGAN, ...)"),
                        ("upscale", "upscale images with a super-resolution model (SRGAN, SRResNet)")):

@@ -104,13 +104,13 @@ def parse_sweep(text: str, specs: dict) -> tuple[str, Tensor]:
 
 
 @torch.no_grad()
-def _run(sampler, z: Tensor, labels: Tensor | None, codes: dict, batch_size: int) -> Tensor:
+def _run(sampler, z: Tensor, labels: Tensor | None, codes: dict, batch_size: int, controls: dict) -> Tensor:
     device = sampler.device
     out = []
     for start in range(0, len(z), batch_size):
         rows = slice(start, start + batch_size)
         batch_codes = {k: v[rows] if isinstance(v, Tensor) else v for k, v in codes.items()}
-        kwargs = {"codes": batch_codes} if batch_codes else {}
+        kwargs = ({"codes": batch_codes} if batch_codes else {}) | controls
         y = None if labels is None else labels[rows].to(device)
         out.append(to_output(sampler(z[rows].to(device), y, **kwargs).float().cpu(), sampler.spec.is_image))
     return torch.cat(out)
@@ -118,8 +118,9 @@ def _run(sampler, z: Tensor, labels: Tensor | None, codes: dict, batch_size: int
 
 def sample_layout(sampler, num: int, *, seed: int = 0, classes: list[int] | None = None,
                   codes: dict[str, float] | None = None, sweep: tuple[str, Tensor] | None = None, grid: bool = False,
-                  batch_size: int = 256) -> Layout:
-    """Samples for `generate`'s flags, in the order a grid shows them.
+                  batch_size: int = 256, controls: dict | None = None) -> Layout:
+    """Samples for `generate`'s flags, in the order a grid shows them (`controls`: the same for every sample,
+    e.g. a style model's {"truncation": psi}).
 
     - sweep: num // steps rows (at least 1), each one noise vector (its unset codes drawn with it) and its
       class, the swept code taking each value along the row;
@@ -128,6 +129,7 @@ def sample_layout(sampler, num: int, *, seed: int = 0, classes: list[int] | None
     - otherwise `num` samples, classes cycling through `classes` (or all), codes fixed where given.
     """
     codes = dict(codes or {})
+    controls = dict(controls or {})
     rng = torch.Generator().manual_seed(seed)
     num_classes = sampler.num_classes
     class_list = torch.tensor(classes) if classes else (torch.arange(num_classes) if num_classes else None)
@@ -139,12 +141,12 @@ def sample_layout(sampler, num: int, *, seed: int = 0, classes: list[int] | None
         labels = None if class_list is None else class_list[torch.arange(rows) % len(class_list)]
         labels = None if labels is None else labels.repeat_interleave(steps)
         codes[name] = values.repeat(rows)
-        return Layout(_run(sampler, z, labels, codes, batch_size), steps if grid else None)
+        return Layout(_run(sampler, z, labels, codes, batch_size, controls), steps if grid else None)
     if grid and class_list is not None:
         cols = math.ceil(num / len(class_list))
         z = sampler.sample_latent(cols, generator=rng).repeat(len(class_list), 1)
         labels = class_list.repeat_interleave(cols)
-        return Layout(_run(sampler, z, labels, codes, batch_size), cols)
+        return Layout(_run(sampler, z, labels, codes, batch_size, controls), cols)
     labels = None if class_list is None else class_list[class_cycle(num, len(class_list))]
-    controls = {"codes": codes} if codes else {}
+    controls |= {"codes": codes} if codes else {}
     return Layout(generate(sampler, num, seed=seed, batch_size=batch_size, labels=labels, **controls), None)

@@ -69,6 +69,12 @@ class Sampler(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def detail_size(self) -> tuple[int, int] | None:
+        """The (H, W) of detail its outputs hold when below the data's size (a progressive model's current
+        stage, upsampled for display); None: full detail. Health checks and evaluation compare the outputs
+        with real images reduced to this detail."""
+        return None
+
     def example_inputs(self, n: int, *, generator: torch.Generator, data=None) -> dict[str, Tensor]:
         """n fixed inputs for sample grids and diversity checks, drawn from `generator` (data rows if needed)."""
         raise NotImplementedError

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ganforge.errors import ConfigError
 
-__all__ = ["ProgressiveSchedule", "downsample_to", "fade_in"]
+__all__ = ["ProgressiveSchedule", "downsample_to", "fade_in", "match_detail", "match_detail_samples"]
 
 
 def _per_stage(name: str, value: int | Sequence[int], n: int, *, minimum: int) -> tuple[int, ...]:
@@ -152,3 +152,24 @@ def downsample_to(images: Tensor, size: tuple[int, int]) -> Tensor:
     if h % th == 0 and w % tw == 0:
         return F.avg_pool2d(images, kernel_size=(h // th, w // tw))
     return F.interpolate(images, size=(th, tw), mode="area")
+
+
+def match_detail(images: Tensor, size: tuple[int, int] | None) -> Tensor:
+    """Images (B, C, H, W) reduced to the detail of a (h, w) stage and shown at (H, W) again: averaged down, then
+    nearest-upsampled (as a growing generator's stage output is shown). ``size`` None: unchanged."""
+    if size is None or tuple(size) == tuple(images.shape[-2:]):
+        return images
+    h, w = images.shape[-2:]
+    low = downsample_to(images.float(), size)
+    up = low.repeat_interleave(h // size[0], dim=2).repeat_interleave(w // size[1], dim=3)
+    return up.round().to(torch.uint8) if images.dtype == torch.uint8 else up.to(images.dtype)
+
+
+def match_detail_samples(samples, size: tuple[int, int] | None):
+    """A metrics `Samples` of uint8 images through ``match_detail``; its cache name says which detail."""
+    if size is None or not samples.is_image or tuple(size) == tuple(samples.data.shape[-2:]):
+        return samples
+    from dataclasses import replace
+
+    name = None if samples.name is None else f"{samples.name}@{size[0]}x{size[1]}"
+    return replace(samples, data=match_detail(samples.data, size), name=name)

@@ -22,6 +22,7 @@ from ganforge.data.base import TensorData
 from ganforge.errors import ConfigError
 from ganforge.metrics.base import expand_metric_names, is_improvement
 from ganforge.metrics.sources import subset, training_samples
+from ganforge.nn.progressive import match_detail_samples
 
 # Metrics of a classifier (task "classify", e.g. a semi-supervised GAN's D) rather than of generated samples.
 CLASSIFIER_METRICS = ("accuracy",)
@@ -79,7 +80,9 @@ class PeriodicEvaluator:
         with eval_mode(sampler), torch.random.fork_rng(devices=devices):  # the training RNG streams stay untouched
             fake = generate(sampler, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)
             labels = class_cycle(self.cfg.num, sampler.num_classes)  # the classes generate() used
-            return evaluate(fake, self.real, self.metrics, features=self.cfg.features, fake_labels=labels,
+            # A growing model's low-resolution stage is scored against reals at the same detail.
+            real = match_detail_samples(self.real, sampler.detail_size())
+            return evaluate(fake, real, self.metrics, features=self.cfg.features, fake_labels=labels,
                             resize=self.cfg.resize, data_root=self.data_root, device=self.device,
                             progress=False, seed=self.seed)
 

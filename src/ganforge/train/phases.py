@@ -156,8 +156,10 @@ def adversarial_phases(cfg: Any) -> list[PhaseSpec]:
         reg_ctx = RegContext(D=ctx.nets.eager["D"], real=real_in, fake=fake_in, labels=labels,
                              fake_labels=fake_labels, features=getattr(ctx.nets.call["D"], "features", None))
         loss = loss + regularize(ctx.regularizers["d"], step, reg_ctx, ctx.stats, "reg_d")
+        ctx.augment.observe(real_logits)  # ADA steers its probability by sign(D(real))
         if measure:
             report_d_outputs(ctx.stats, real_logits, fake_logits)
+            ctx.augment.report(ctx.stats)
         return loss
 
     def g_loss(ctx: PhaseContext, step: int, measure: bool) -> Tensor:

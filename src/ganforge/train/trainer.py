@@ -32,6 +32,7 @@ from ganforge.errors import CheckpointError, ConfigError, GanforgeError
 from ganforge.losses import get_loss
 from ganforge.models import FAMILIES, DataSpec
 from ganforge.models.sampler import eval_mode
+from ganforge.nn.progressive import match_detail
 from ganforge.regularizers import build_regularizers
 from ganforge.sampling import save_samples
 from ganforge.train import checkpoint as ckpt
@@ -56,7 +57,7 @@ class BatchStream:
     """
 
     def __init__(self, data: TensorData, *, batch_size: int, seed: int, device: torch.device,
-                 keys: tuple[str, ...] = ("x", "y"), position: int = 0,
+                 keys: tuple[str, ...] = ("x", "y"), position: int = 0, examples_drawn: int = 0,
                  dist_info: distributed.DistInfo | None = None) -> None:
         if len(data) < batch_size:
             raise ConfigError(f"dataset {data.name!r} has {len(data)} examples, fewer than train.batch_size "
@@ -74,6 +75,7 @@ class BatchStream:
         self.num_examples = len(data)
         self.per_epoch = len(data) // batch_size  # the last partial batch of an epoch is dropped
         self.position = position  # batches drawn so far
+        self.examples_drawn = examples_drawn  # examples drawn so far by `draw` (batches of varying size)
         self._epoch = -1
         self._perm: Tensor | None = None
         # Under DDP every rank draws the same global batch and keeps its own rows (batch_size is global).
@@ -89,6 +91,27 @@ class BatchStream:
             self._perm = torch.randperm(self.num_examples, generator=g).to(self.device)
             self._epoch = epoch
         idx = distributed.shard(self._perm[index * self.batch_size : (index + 1) * self.batch_size], self.dist_info)
+        self.position += 1
+        return {key: self.to_model_space(value[idx]) for key, value in self.tensors.items()}
+
+    def draw(self, size: int) -> dict[str, Tensor]:
+        """A batch of `size` examples (global), for families whose batch size changes (progressive stages).
+
+        The order depends only on `examples_drawn`: each epoch is the same seeded permutation as `__next__`'s,
+        read `size` examples at a time; a batch that would cross the epoch's end starts the next epoch instead.
+        A family uses either this or `next()`, not both.
+        """
+        if not 0 < size <= self.num_examples:
+            raise ConfigError(f"a batch of {size} from dataset of {self.num_examples} examples")
+        epoch, offset = divmod(self.examples_drawn, self.num_examples)
+        if offset + size > self.num_examples:
+            epoch, offset = epoch + 1, 0
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(self.num_examples, generator=g).to(self.device)
+            self._epoch = epoch
+        idx = distributed.shard(self._perm[offset : offset + size], self.dist_info)
+        self.examples_drawn = epoch * self.num_examples + offset + size
         self.position += 1
         return {key: self.to_model_space(value[idx]) for key, value in self.tensors.items()}
 
@@ -240,13 +263,14 @@ class Trainer:
         self.diversity_real = self.data.to_model_space(self.data.data[idx]).to(self.device)
         self.diversity_inputs = self.raw_sampler.example_inputs(n_div, generator=g, data=self.data)
 
-        start_position = 0
+        start_position = start_examples = 0
         if resume:
             state = ckpt.load_checkpoint(self.ckpt_dir / "last.pt", map_location=self.device)
             self._load_state(state)
             start_position = state["batches_drawn"]
+            start_examples = state.get("examples_drawn", 0)  # absent before per-stage batch sizes existed
         self.batches = BatchStream(self.data, batch_size=t.batch_size, seed=t.seed, device=self.device, keys=keys,
-                                   position=start_position, dist_info=self.dist)
+                                   position=start_position, examples_drawn=start_examples, dist_info=self.dist)
         self.ctx = PhaseContext(
             nets=views, batches=self.batches, batch_size=t.batch_size, device=self.device, loss=self.loss,
             regularizers={kind: [r for r in self.regularizers if r.phase == kind] for kind in ("d", "g")},
@@ -290,6 +314,7 @@ class Trainer:
             "spec": self.spec.to_dict(),
             "step": self.step,
             "batches_drawn": self.batches.position,
+            "examples_drawn": self.batches.examples_drawn,  # BatchStream.draw's cursor (per-stage batch sizes)
             "networks": {name: net.state_dict() for name, net in self.networks.items()},
             "ema": {name: ema.model.state_dict() for name, ema in self.emas.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
@@ -453,7 +478,8 @@ class Trainer:
         stats["diversity"] = self._diversity()
         stats = distributed.mean_over_ranks(stats)  # DDP: global means, so every rank takes the same decisions
         images = steps * t.batch_size * t.n_critic
-        record = {"step": self.step, "kimg": self.batches.position * t.batch_size / 1000,
+        drawn = self.batches.examples_drawn or self.batches.position * t.batch_size
+        record = {"step": self.step, "kimg": drawn / 1000,
                   **stats, "images_per_s": images / max(elapsed, 1e-9),
                   **{f"lr_{name.lower()}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}}
         self.log.write(record)
@@ -496,7 +522,9 @@ class Trainer:
     def _diversity(self) -> float:
         with eval_mode(self.raw_sampler):
             fake = self.raw_sampler.outputs(self.diversity_inputs)
-        return diversity_ratio(fake.float(), self.diversity_real)
+        # A growing model's low-resolution stage is compared with reals at the same detail (no false collapse).
+        real = match_detail(self.diversity_real, self.raw_sampler.detail_size())
+        return diversity_ratio(fake.float(), real)
 
     def _rollback(self, diag: Diagnosis) -> str | None:
         """Restore the last good checkpoint and lower every learning rate (the monitor allows max_rollbacks)."""
@@ -510,6 +538,7 @@ class Trainer:
                 group["lr"] = group["initial_lr"] * fn(sched.last_epoch)
         factor = self.cfg.health.rollback_lr_factor ** self.health.rollbacks
         self.batches.position = state["batches_drawn"]
+        self.batches.examples_drawn = state.get("examples_drawn", 0)
         self.stats.flush()
         self._log_event("rollback", f"restored step {self.step}; learning rates x{factor:g} of the original")
         return "rollback"
