@@ -71,6 +71,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     with torch.no_grad():
         fake = sampler.generate(128, seed=args.seed + 7).float() / 127.5 - 1  # uint8 -> [-1, 1]
     div = diversity(fake[:64], real[:64]) | {"diversity": diversity(fake, real)["diversity"]}
+    div |= batch_mean_logits(run.run_dir, data, seed=args.seed)
     tick = run.last_tick
     row = {
         "variant": name, "overrides": VARIANTS[name], "steps": run.steps, "batch_size": args.batch_size,
@@ -84,13 +85,45 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     return row
 
 
+def batch_mean_logits(run_dir: Path, data, *, seed: int = 0, batch: int = 64) -> dict[str, float]:
+    """D as it trains (train mode: batch statistics) on one real and one fake batch: the mean and std of the logits.
+
+    How well D separates real from fake when it judges them, as in training, in separate batches. The seed's D
+    ends in batch norm after its last LeakyReLU: each channel of a batch is re-centred and re-scaled by that
+    batch's own statistics just before the linear head, so differences of per-channel level and scale between
+    a real and a fake batch cannot reach the logit; only their spatial patterns can.
+    """
+    import yaml
+
+    from ganforge.config import config_from_dict
+    from ganforge.models import FAMILIES, DataSpec
+    from ganforge.train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(run_dir)
+    cfg = config_from_dict(yaml.safe_load(state["config"]))
+    nets = FAMILIES["seed001"].networks(cfg.model, DataSpec.from_dict(state["spec"]))
+    G, D = nets["G"](), nets["D"]()
+    G.load_state_dict(state["networks"]["G"])
+    D.load_state_dict(state["networks"]["D"])
+    g = torch.Generator().manual_seed(seed + 11)
+    real = data.to_model_space(data.data[torch.randperm(len(data.data), generator=g)[:batch]])
+    with torch.no_grad():
+        fake = G.train()(torch.randn(batch, cfg.model.latent_dim, generator=g))
+        D.train()
+        real_logits, fake_logits = D(real), D(fake)
+    return {f"{name}_logit_{stat}": round(getattr(logits, stat)().item(), 4)
+            for name, logits in (("real", real_logits), ("fake", fake_logits)) for stat in ("mean", "std")}
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| variant | change from the seed | pixel std (64) | diversity | D acc real / fake | domain FID by step "
-             "| final domain FID | train CPU s |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | change from the seed | pixel std (64) | diversity | D acc real / fake | D's batch-mean logit "
+             "real / fake (train mode) | domain FID by step | final domain FID | train CPU s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         curve = ", ".join(f"{s}: {f}" for s, f in r["fid_curve"])
         lines.append(f"| {r['variant']} | {' '.join(r['overrides']) or '(none)'} | {r['pixel_std']} | "
-                     f"{r['diversity']} | {r['d_acc_real']} / {r['d_acc_fake']} | {curve} | {r['fid']} | "
+                     f"{r['diversity']} | {r['d_acc_real']} / {r['d_acc_fake']} | {r['real_logit_mean']} / "
+                     f"{r['fake_logit_mean']} | {curve} | {r['fid']} | "
                      f"{r['train_cpu_s']} |")
     return "\n".join(lines)
 
@@ -108,8 +141,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "seed001-ablation")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument("--grids", type=Path, help="copy each variant's final sample grid into this folder")
+    parser.add_argument("--diagnose", type=Path, help="only add D's batch-mean logits to the rows in this JSON "
+                        "(from an earlier --json run whose run directories are still under --out), and print the table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.diagnose:
+        from ganforge.data import load_dataset
+
+        rows = json.loads(args.diagnose.read_text())
+        data = load_dataset(build_config("seed001", [], data_root=args.data_root).data)
+        for r in rows:
+            r |= batch_mean_logits(args.out / r["variant"], data, seed=args.seed)
+        args.diagnose.write_text(json.dumps(rows, indent=1) + "\n")
+        print(table(rows))
+        return
     print(f"# seed001 ablation: {args.steps} steps x batch {args.batch_size}, seed {args.seed}, "
           f"domain FID of {args.num} samples every {args.eval_every} steps; {machine()}", flush=True)
     start = time.perf_counter()

@@ -104,3 +104,4 @@ def test_fixed_preset_changes_only_ds_batch_norm():
         {k: v for k, v in seed["train"].items() if k not in logging}
     assert fixed["loss"] == seed["loss"] and fixed["data"] == seed["data"]
     config_from_dict(fixed)  # and it validates
+
