@@ -120,13 +120,50 @@ def load_mnist_images(root: Path) -> np.ndarray:
     return (images - 127.5) / 127.5  # the seed's normalization to [-1, 1]
 
 
+def run_for_cpu(args, train_step, generator, batches) -> None:
+    """Train until args.cpu_seconds of process CPU time (sampling excluded), snapshotting samples on the way.
+
+    The snapshots' noise is fixed (seeded) and drawn apart from training; each is saved as uint8 (N, 1, 28, 28)
+    under the key "cpu_<training CPU seconds>_step_<steps>", for time_to_quality.py to score.
+    """
+    noise = tf.random.stateless_normal([args.snapshot_num, NOISE_DIM], seed=[7, 0])
+    snapshots: dict[str, np.ndarray] = {}
+    cpu0, sampling, steps, next_snap = time.process_time(), 0.0, 0, args.snapshot_every
+    while True:
+        losses = train_step(next(batches))
+        float(losses[0])
+        steps += 1
+        cpu = time.process_time() - cpu0 - sampling
+        if cpu >= next_snap or cpu >= args.cpu_seconds:
+            start = time.process_time()
+            images = generator(noise, training=False).numpy()  # (N, 28, 28, 1) in [-1, 1]
+            uint8 = np.round((np.clip(images, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(0, 3, 1, 2)
+            snapshots[f"cpu_{cpu:.1f}_step_{steps}"] = uint8
+            sampling += time.process_time() - start
+            next_snap += args.snapshot_every
+            if cpu >= args.cpu_seconds:
+                break
+    np.savez_compressed(args.snapshots, **snapshots)
+    print(json.dumps({"steps": steps, "train_cpu_s": round(time.process_time() - cpu0 - sampling, 1),
+                      "version": f"tensorflow {tf.__version__}, keras {keras.__version__}"}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, required=True, help="folder holding MNIST/raw")
     parser.add_argument("--steps", type=int, default=30, help="timed train steps")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (tracing, kernel setup)")
     parser.add_argument("--samples", type=Path, help="also save 64 samples (training=False, as the seed) to this .npy")
+    parser.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads; 0: TF's default")
+    parser.add_argument("--cpu-seconds", type=float, default=0.0,
+                        help="time_to_quality.py: train until this much process CPU time instead of --steps")
+    parser.add_argument("--snapshot-every", type=float, default=60.0, help="CPU seconds between snapshots")
+    parser.add_argument("--snapshot-num", type=int, default=1000, help="samples per snapshot")
+    parser.add_argument("--snapshots", type=Path, help="write the snapshots (uint8, N x 1 x 28 x 28) to this .npz")
     args = parser.parse_args()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     tf.random.set_seed(0)
     train_images = load_mnist_images(args.data_root)
@@ -135,6 +172,9 @@ def main() -> None:
     dataset = dataset.batch(BATCH_SIZE, drop_remainder=True).repeat()
     batches = iter(dataset)
     train_step, generator = build()
+    if args.cpu_seconds:
+        run_for_cpu(args, train_step, generator, batches)
+        return
     for _ in range(args.warmup):
         losses = train_step(next(batches))
     float(losses[0])

@@ -47,7 +47,10 @@ from ganforge.data.toy2d import GRID_STD, RING_STD, grid_centers, ring_centers
 from ganforge.metrics.toy_modes import mode_metrics
 from ganforge.sampling import generate
 from ganforge.saved import load_generator
-from ganforge.train.trainer import train
+from ganforge.train.trainer import TrainResult, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gan_runs import train_timed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## 2D mode collapse (ring, grid)"
@@ -86,6 +89,9 @@ SETTINGS = {s.name: s for s in (
     Setting("pacgan4", "PacGAN4: packs of 4", ("model.d_pack=4",)),
     Setting("minibatch-disc", "minibatch discrimination (Salimans 2016)", ("model.d_minibatch_discrimination=true",)),
     Setting("preset", "ganforge preset `toy-ring` / `toy-grid`", preset=True),
+    # Time to quality (issue 15): the preset's recipe with 4x the batch, 2x the rate and a quarter of the steps.
+    Setting("fast", "preset, batch 1024, lr 2e-3, 5k steps", ("train.batch_size=1024", "train.lr_g=2e-3",
+            "train.lr_d=2e-3", "train.steps=5000", "train.ema_kimg=40"), preset=True),
 )}
 
 # Published results (modes captured, % high-quality samples), as the issue quotes them. The papers' networks,
@@ -98,10 +104,10 @@ PUBLISHED = {
     ("wgan-gp", "grid"): ["WGAN-GP 24.2 / 28.7% (GDPP)"],
 }
 OTHER_PUBLISHED = {"grid": "VEEGAN (Srivastava 2017, Table 1): 24.6 modes / 40% high quality"}  # no ganforge row
-GOALS = {"ring": (8.0, 0.99), "grid": (25.0, 0.97)}  # issue 3's goal for the recommended presets
+GOALS = {"ring": (8.0, 0.986), "grid": (25.0, 0.97)}  # issue 15's goals (the ring's own points score 98.9%)
 
 
-def build_config(setting: Setting, dataset: str, seed: int, *, quick: bool) -> C.Config:
+def build_config(setting: Setting, dataset: str, seed: int, *, quick: bool, ttq_every: int = 0) -> C.Config:
     """The resolved config of one run: preset or BASELINE, then the row's overrides, then seed/dataset."""
     raw = C.load_preset(f"toy-{dataset}") if setting.preset else copy.deepcopy(BASELINE)
     raw.setdefault("data", {})["name"] = dataset
@@ -111,6 +117,8 @@ def build_config(setting: Setting, dataset: str, seed: int, *, quick: bool) -> C
     if quick:
         train_raw["steps"] = max(100, train_raw.get("steps", 2000) // 5)
     train_raw.update(seed=seed, progress=False, sample_every=10**9, checkpoint_every=10**9)
+    if ttq_every:  # time to quality: the mode metrics of 2,500 samples every ttq_every steps during training
+        raw["eval"] = {"every": ttq_every, "metrics": ["modes"], "num": NUM_SAMPLES}
     return C.config_from_dict(raw)
 
 
@@ -120,10 +128,10 @@ def config_hash(cfg: C.Config) -> str:
 
 
 def run_one(setting: Setting, dataset: str, seed: int, *, runs_dir: Path, quick: bool, keep_run: bool,
-            threads: int = 1, fresh: bool = False) -> dict:
+            threads: int = 1, fresh: bool = False, ttq_every: int = 0) -> dict:
     """Train one model through ganforge's trainer, sample it and score the samples."""
     torch.set_num_threads(threads)
-    cfg = build_config(setting, dataset, seed, quick=quick)
+    cfg = build_config(setting, dataset, seed, quick=quick, ttq_every=ttq_every)
     cache = cache_path(runs_dir, dataset, setting.name, seed, quick=quick)
     if cache.exists() and not fresh:  # finished meanwhile by another invocation sharing --runs-dir
         record = json.loads(cache.read_text())
@@ -131,8 +139,17 @@ def run_one(setting: Setting, dataset: str, seed: int, *, runs_dir: Path, quick:
             return record
     run_dir = runs_dir / f"{setting.name}-{dataset}-s{seed}{'-quick' if quick else ''}"
     start, start_cpu = time.perf_counter(), time.process_time()
-    result = train(cfg, run_dir, overwrite=True)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+    ttq = {}
+    if ttq_every:
+        timed = train_timed(cfg, run_dir)  # evaluation time is taken out of the CPU time
+        result = TrainResult(run_dir, timed.steps, None)
+        seconds, cpu_seconds = timed.wall_s, timed.train_cpu_s
+        goal_modes, goal_hq = GOALS[dataset]
+        hit = next((e for e in timed.curve if e["modes"] >= goal_modes and e["high_quality"] >= goal_hq), None)
+        ttq = {"curve": timed.curve, "goal_cpu_s": hit and hit["train_cpu_s"], "goal_step": hit and hit["step"]}
+    else:
+        result = train(cfg, run_dir, overwrite=True)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     generator = load_generator(run_dir)  # EMA weights when the run has them, as `ganforge generate` does
     points = generate(generator, NUM_SAMPLES, seed=SAMPLE_SEED_OFFSET + seed)  # (N, 2)
     centers, std = DATASETS[dataset]
@@ -141,7 +158,7 @@ def run_one(setting: Setting, dataset: str, seed: int, *, runs_dir: Path, quick:
         shutil.rmtree(run_dir, ignore_errors=True)
     return {"config": setting.name, "dataset": dataset, "seed": seed, "config_hash": config_hash(cfg),
             "steps": result.step, "stopped_by": result.stopped_by, "seconds": seconds, "cpu_seconds": cpu_seconds,
-            "num_samples": NUM_SAMPLES, **metrics}
+            "num_samples": NUM_SAMPLES, **metrics, **ttq}
 
 
 def real_data_reference(dataset: str) -> dict:
@@ -222,6 +239,14 @@ def render(results: list[dict], *, settings: list[Setting], datasets: list[str],
                 f"({statistics.mean(r['cpu_seconds'] for r in rows):.0f}) | "
                 f"{'; '.join(PUBLISHED.get((setting.name, dataset), [])) or '-'} |"
             )
+        timed = [r for r in results if r["dataset"] == dataset and "goal_cpu_s" in r]
+        for name in dict.fromkeys(r["config"] for r in timed):
+            rows = [r for r in timed if r["config"] == name]
+            hits = [r["goal_cpu_s"] for r in rows if r["goal_cpu_s"] is not None]
+            lines += ["", f"Time to quality, `{name}` ({goal_modes:.0f} modes and >= {100 * goal_hq:.1f}% high "
+                      f"quality, scored every {rows[0]['curve'][0]['step']} steps): {len(hits)}/{len(rows)} seeds "
+                      f"reach it; training CPU-s to the goal per seed: "
+                      f"{', '.join('-' if r['goal_cpu_s'] is None else str(r['goal_cpu_s']) for r in rows)}."]
         if dataset in OTHER_PUBLISHED:
             lines += ["", f"Also published on the {dataset}: {OTHER_PUBLISHED[dataset]}."]
         preset_rows = [r for r in results if r["config"] == "preset" and r["dataset"] == dataset]
@@ -231,7 +256,7 @@ def render(results: list[dict], *, settings: list[Setting], datasets: list[str],
             slowest = max(r["seconds"] for r in preset_rows)
             slowest_cpu = max(r["cpu_seconds"] for r in preset_rows)
             met = modes >= goal_modes and hq >= goal_hq and slowest_cpu <= 300
-            lines += ["", f"Goal for `toy-{dataset}`: {goal_modes:.0f} modes and ≥ {100 * goal_hq:.0f}% high quality "
+            lines += ["", f"Goal for `toy-{dataset}`: {goal_modes:.0f} modes and ≥ {100 * goal_hq:.1f}% high quality "
                       f"over the seeds, ≤ 5 min per run. Reached: {modes:.1f} modes, {100 * hq:.1f}% high quality, "
                       f"slowest run {slowest:.0f} s wall, {slowest_cpu:.0f} s CPU: **{'met' if met else 'not met'}**."]
         lines.append("")
@@ -259,7 +284,10 @@ def cache_path(runs_dir: Path, dataset: str, config: str, seed: int, *, quick: b
 def report(done: int, total: int, record: dict, origin: str) -> None:
     print(f"[{done}/{total}] {record['dataset']} {record['config']} seed {record['seed']}: {record['modes']:.0f} "
           f"modes, {100 * record['high_quality']:.1f}% high quality, reverse KL {record['reverse_kl']:.3f} "
-          f"({record['steps']} steps; {origin})", flush=True)
+          f"({record['steps']} steps; {origin})" + (f"; goal reached at {record['goal_cpu_s']} CPU-s (step "
+                                                    f"{record['goal_step']})" if record.get("goal_cpu_s") else
+                                                    "; goal not reached" if "goal_cpu_s" in record else ""),
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads per run (default 1: tiny MLPs run fastest single-threaded)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at once, one process each (default 1; wall times then include contention)")
+    parser.add_argument("--ttq-every", type=int, default=0,
+                        help="time to quality: score the modes every N steps during training and report the "
+                             "training CPU time to the goal (ring 8 modes / 98.6%%, grid 25 / 97%%)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     seeds = list(range(args.seeds or (2 if args.quick else 5)))
@@ -297,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in seeds:
                 key = (dataset, setting.name, seed)
                 cache = cache_path(args.runs_dir, *key, quick=args.quick)
-                wanted = config_hash(build_config(setting, dataset, seed, quick=args.quick))
+                wanted = config_hash(build_config(setting, dataset, seed, quick=args.quick, ttq_every=args.ttq_every))
                 record = json.loads(cache.read_text()) if cache.exists() and not args.fresh else None
                 if record is not None and record.get("config_hash") == wanted:
                     results[key] = record
@@ -305,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     todo.append((setting, dataset, seed))
     kwargs = {"runs_dir": args.runs_dir, "quick": args.quick, "keep_run": args.keep_runs, "threads": args.threads,
-              "fresh": args.fresh}
+              "fresh": args.fresh, "ttq_every": args.ttq_every}
     # A fresh process per run: no state (threads, RNG, caches) leaks from one run into the next.
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn"),
                              max_tasks_per_child=1) as pool:
@@ -325,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
                 if (dataset, setting.name, seed) in results or not cache.exists():
                     continue
                 record = json.loads(cache.read_text())
-                if record.get("config_hash") == config_hash(build_config(setting, dataset, seed, quick=args.quick)):
+                if record.get("config_hash") == config_hash(build_config(setting, dataset, seed, quick=args.quick,
+                                                                         ttq_every=args.ttq_every)):
                     results[(dataset, setting.name, seed)] = record
     shown = [(d, s) for d in DATASETS for s in SETTINGS.values() if all((d, s.name, n) in results for n in seeds)]
     section = render([results[(d, s.name, n)] for d, s in shown for n in seeds],

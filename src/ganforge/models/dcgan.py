@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from ganforge.errors import ConfigError
 from ganforge.models.base import (
@@ -101,6 +103,30 @@ def dcgan_trunk(config: DCGANConfig):
 class Seed001Config(ModelConfig):
     family: str = "seed001"  # seed 001's Keras DCGAN for 28x28 MNIST
     latent_dim: int = 100  # seed 001: NOISE_DIM = 100
+    # Ablation switches (benchmarks/seed001_ablation.py); the defaults are the seed's model exactly. As written the
+    # recipe collapses on MNIST; the `seed001-fixed` preset changes only what the ablation found responsible.
+    d_batchnorm: bool = True  # batch norm after each D conv (seed); False: none (the TF DCGAN tutorial's D has none)
+    d_norm_order: str = "act-bn"  # D's conv blocks: "act-bn" (seed: LeakyReLU, then batch norm) or "bn-act"
+    g_norm_order: str = "act-bn"  # G's conv blocks: "act-bn" (seed: ReLU, then batch norm) or "bn-act" (DCGAN)
+    init: str = "default"  # weights: "default" (torch's layer defaults) or "dcgan" (N(0, 0.02), Radford et al.)
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("d_norm_order", "g_norm_order"):
+            if getattr(self, name) not in NORM_ORDERS:
+                raise ConfigError(f"model.{name} must be one of {', '.join(NORM_ORDERS)}, got {getattr(self, name)!r}")
+        if self.init not in ("default", "dcgan"):
+            raise ConfigError(f"model.init must be 'default' or 'dcgan', got {self.init!r}")
+
+
+NORM_ORDERS = ("act-bn", "bn-act")  # activation then batch norm (seed 001), or batch norm then activation
+
+
+def _block(conv: nn.Module, act: nn.Module, norm: nn.Module | None, order: str) -> list[nn.Module]:
+    """conv -> act -> norm ("act-bn") or conv -> norm -> act ("bn-act"); no norm: conv -> act."""
+    if norm is None:
+        return [conv, act]
+    return [conv, act, norm] if order == "act-bn" else [conv, norm, act]
 
 
 class Seed001Generator(Generator):
@@ -111,11 +137,15 @@ class Seed001Generator(Generator):
         channels, height, width = spec.shape
         self.start = (height // 4, width // 4)
         self.dense = nn.Sequential(nn.Linear(config.latent_dim, 256 * self.start[0] * self.start[1]), nn.ReLU())
+        order = config.g_norm_order
         self.convs = nn.Sequential(
-            nn.ConvTranspose2d(256, 128, 5, 1, 2), nn.ReLU(), _keras_bn(128),  # (B, 128, H/4, W/4)
-            nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1), nn.ReLU(), _keras_bn(64),  # (B, 64, H/2, W/2)
+            *_block(nn.ConvTranspose2d(256, 128, 5, 1, 2), nn.ReLU(), _keras_bn(128), order),  # (B, 128, H/4, W/4)
+            *_block(nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1), nn.ReLU(), _keras_bn(64),
+                    order),  # (B, 64, H/2, W/2)
             nn.ConvTranspose2d(64, channels, 5, 2, 2, output_padding=1), nn.Tanh(),  # (B, C, H, W)
         )
+        if config.init == "dcgan":
+            init_dcgan_weights(self)
         if config.g_spectral_norm:
             apply_spectral_norm(self)
 
@@ -126,12 +156,27 @@ class Seed001Generator(Generator):
 
 def seed001_trunk(config: Seed001Config):
     def build(in_shape: tuple[int, ...]) -> nn.Module:
-        return nn.Sequential(
-            nn.Conv2d(in_shape[0], 64, 5, 2, 2), nn.LeakyReLU(0.3), _keras_bn(64),  # (B, 64, H/2, W/2)
-            nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(0.3), _keras_bn(128),  # (B, 128, H/4, W/4)
+        bn, order = (_keras_bn if config.d_batchnorm else lambda c: None), config.d_norm_order
+        trunk = nn.Sequential(
+            *_block(nn.Conv2d(in_shape[0], 64, 5, 2, 2), nn.LeakyReLU(0.3), bn(64), order),  # (B, 64, H/2, W/2)
+            *_block(nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(0.3), bn(128), order),  # (B, 128, H/4, W/4)
         )
+        if config.init == "dcgan":
+            init_dcgan_weights(trunk)
+        return trunk
 
     return build
+
+
+def seed001_discriminator(config: Seed001Config, spec: DataSpec) -> Discriminator:
+    D = Discriminator(config=config, spec=spec, trunk=seed001_trunk(config))
+    if config.init == "dcgan":  # the head too; under spectral norm its stored (original) weight is the one to set
+        head = D.head
+        weight = head.parametrizations.weight.original if parametrize.is_parametrized(head, "weight") else head.weight
+        with torch.no_grad():
+            nn.init.normal_(weight, 0.0, 0.02)
+            nn.init.zeros_(head.bias)
+    return D
 
 
 def _keras_bn(channels: int) -> nn.BatchNorm2d:
@@ -153,7 +198,7 @@ FAMILIES.register("seed001")(
         name="seed001",
         config_class=Seed001Config,
         generator=lambda cfg, spec: Seed001Generator(config=cfg, spec=spec),
-        discriminator=lambda cfg, spec: Discriminator(config=cfg, spec=spec, trunk=seed001_trunk(cfg)),
+        discriminator=seed001_discriminator,
         description="seed 001's Keras DCGAN: Dense->7x7x256, ConvT 128/64/C, batch 256, Adam 1e-4",
     )
 )

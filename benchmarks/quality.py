@@ -1,0 +1,123 @@
+"""Image quality of the recommended presets `mnist` and `fashion-mnist`, by the protocol of Lucic et al. 2018.
+
+Protocol ("Are GANs Created Equal?", Lucic et al. 2018): Inception FID of 10,000 generated images against the
+10,000 test images, grayscale tiled to RGB (ganforge's fast Inception path, `--resize legacy`: bilinear, as the
+TF FID code; `--resize clean` for antialiased bicubic). Published best (mean +- std over seeds): MNIST 6.7 +- 0.4
+(WGAN), 6.8 (NS GAN); Fashion-MNIST 21.5 +- 1.6 (WGAN), 15.8 +- 1.1 (PA-GAN). Also reported: domain FID (the
+dataset's small CNN) and precision/recall (k = 3, domain features) of --num-domain samples against the test
+images, and a domain-FID-vs-training-CPU-minutes curve from the periodic evaluations during training (domain
+FID of --eval-num samples against 10,000 training images every --eval-every steps).
+
+    python benchmarks/quality.py --data-root /work/shared/data                        # full: presets as shipped
+    python benchmarks/quality.py --data-root /work/shared/data --presets mnist --steps 600 --num 1000
+
+`--steps` shortens a run (the LR schedule then spans the shorter run), `--num` scores fewer Inception samples
+(FID is biased upwards at small N: compare figures only at equal N). Training CPU time is process time of this
+single-threaded process with the evaluations taken out. Grids of the final models go to --grids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gan_runs import REPO, build_config, machine, train_timed  # noqa: E402
+from ganforge.metrics.evaluate import evaluate  # noqa: E402
+from ganforge.saved import load_sampler  # noqa: E402
+
+PUBLISHED = {"mnist": "6.7 +- 0.4 (WGAN), 6.8 (NS GAN)", "fashion-mnist": "21.5 +- 1.6 (WGAN), 15.8 +- 1.1 (PA-GAN)"}
+GOALS = {"mnist": 5.0, "fashion-mnist": 15.0}
+
+
+def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict:
+    overrides = [f"train.seed={seed}", f"train.cpu_threads={args.threads}", "train.progress=false",
+                 f"eval.every={args.eval_every}", "eval.metrics=[fid]", f"eval.num={args.eval_num}",
+                 "eval.features=domain"]
+    if args.steps:
+        overrides += [f"train.steps={args.steps}"]
+    overrides += args.set
+    cfg = build_config(preset, overrides, data_root=args.data_root)
+    if args.steps:
+        cfg.train.epochs = None
+    cfg.train.sample_every = cfg.train.checkpoint_every = min(cfg.train.sample_every, args.steps or 10**9)
+    run = train_timed(cfg, args.out / f"{preset}-seed{seed}")
+    sampler = load_sampler(run.run_dir)
+    dataset = cfg.data.name
+    test = f"{dataset}:test"
+    cpu = time.process_time()
+    with torch.no_grad():
+        fake = sampler.generate(max(args.num, args.num_domain), seed=10_000 + seed)
+    domain = evaluate(fake[: args.num_domain], test, ["fid", "precision", "recall"], features="domain",
+                      data_root=args.data_root, progress=False, seed=seed)
+    row = {"preset": preset, "seed": seed, "steps": run.steps, "batch_size": cfg.train.batch_size,
+           "train_cpu_min": round(run.train_cpu_s / 60, 2), "wall_min": round(run.wall_s / 60, 1),
+           "domain_fid": round(domain["fid"], 3), "precision": round(domain["precision"], 3),
+           "recall": round(domain["recall"], 3), "num_domain": args.num_domain,
+           "curve": [(round(e["train_cpu_s"] / 60, 2), e["step"], round(e["fid"], 2)) for e in run.curve]}
+    if not args.skip_inception:
+        start = time.process_time()
+        inc = evaluate(fake[: args.num], test, ["fid"], features="inception", num_real=args.num, resize=args.resize,
+                       data_root=args.data_root, progress=False, seed=seed)
+        row |= {"inception_fid": round(inc["fid"], 2), "num_inception": args.num,
+                "inception_cpu_min": round((time.process_time() - start) / 60, 1)}
+    row["eval_cpu_min"] = round((time.process_time() - cpu) / 60, 1)
+    print(json.dumps(row), flush=True)
+    if args.grids:
+        args.grids.mkdir(parents=True, exist_ok=True)
+        grid = sorted((run.run_dir / "samples").glob("step-*.png"))[-1]
+        shutil.copyfile(grid, args.grids / f"{preset}-seed{seed}.png")
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| preset | seed | steps | train CPU min | Inception FID (N gen vs N test) | domain FID | precision "
+             "| recall | published best | goal |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        inc = f"{r['inception_fid']} (N = {r['num_inception']})" if "inception_fid" in r else "not run"
+        lines.append(f"| {r['preset']} | {r['seed']} | {r['steps']} | {r['train_cpu_min']} | {inc} | "
+                     f"{r['domain_fid']} | {r['precision']} | {r['recall']} | {PUBLISHED.get(r['preset'], '')} | "
+                     f"<= {GOALS.get(r['preset'], '')} |")
+    lines.append("")
+    lines.append("Domain FID during training (train CPU minutes: FID):")
+    for r in rows:
+        lines.append(f"- {r['preset']} seed {r['seed']}: " + ", ".join(f"{m}: {f}" for m, _, f in r["curve"]))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=None, help="folder with the datasets (torchvision layout)")
+    parser.add_argument("--presets", nargs="+", default=["mnist", "fashion-mnist"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--steps", type=int, default=0, help="train this many steps instead of the preset's")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more config overrides")
+    parser.add_argument("--num", type=int, default=10_000, help="generated and test images for Inception FID")
+    parser.add_argument("--num-domain", type=int, default=10_000, help="generated images for domain FID and P/R")
+    parser.add_argument("--resize", default="legacy", choices=["legacy", "clean"], help="Inception resize")
+    parser.add_argument("--skip-inception", action="store_true", help="domain metrics only (minutes, not hours)")
+    parser.add_argument("--eval-every", type=int, default=500, help="steps between domain FIDs in training")
+    parser.add_argument("--eval-num", type=int, default=2000, help="samples per domain FID in training")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "quality")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--grids", type=Path, help="copy the final sample grids here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"# quality: presets {args.presets}, seeds {args.seeds}, steps {args.steps or 'as preset'}, Inception N "
+          f"{args.num}; {machine()}", flush=True)
+    rows = [run_one(p, s, args) for p in args.presets for s in args.seeds]
+    print(table(rows))
+    print(f"# {machine()}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
