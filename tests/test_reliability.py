@@ -416,7 +416,8 @@ def test_train_on_a_folder_with_broken_images(tmp_path, capsys):
 
     args = ["train", "--dataset", "folder", "--data-root", str(root), "--out", str(tmp_path / "run"),
             "--steps", "3", "--no-progress", "--set", "data.image_size=[8]", "--set", "model.g_channels=4",
-            "--set", "model.d_channels=4", "--set", "train.batch_size=4", "--set", "train.num_samples=4"]
+            "--set", "model.d_channels=4", "--set", "train.batch_size=4", "--set", "train.num_samples=4",
+            "--preset", "default"]  # a named preset: no "picked a model for the data" note on stderr
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert main(args) == 0

@@ -339,7 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("classify", help="classify images with a trained classifier (a semi-supervised GAN's D)")
+    p = sub.add_parser("classify", help="classify images with a trained classifier (a semi-supervised GAN's D)",
+                       description="Run a trained classifier (the D of a semi-supervised GAN) on a dataset, a folder "
+                       "or an .npz: prints the accuracy where labels exist and writes one CSV row per image "
+                       "(--out).")
     p.add_argument("checkpoint", help="a run directory, a checkpoint file or a save_pretrained folder")
     p.add_argument("--data", required=True, help="a dataset (mnist:test), a folder of images (class subfolders "
                    "0/, 1/, ... give labels) or an .npz (images, optional labels)")
