@@ -79,7 +79,25 @@ class DataSpec:
                    extra_shapes=tuple((k, tuple(int(s) for s in v)) for k, v in extra.items()))
 
 
-class Generator(nn.Module):
+class NoiseInputs:
+    """What a noise generator draws its inputs with: z ~ N(0, I) of `latent_dim`, labels uniform over
+    `num_classes` (None when 0). Every G(z, labels) network of every family mixes this in."""
+
+    latent_dim: int
+    num_classes: int
+
+    def sample_latent(self, n: int, *, device: torch.device | str = "cpu",
+                      generator: torch.Generator | None = None) -> Tensor:
+        return torch.randn(n, self.latent_dim, device=device, generator=generator)
+
+    def sample_labels(self, n: int, *, device: torch.device | str = "cpu",
+                      generator: torch.Generator | None = None) -> Tensor | None:
+        if not self.num_classes:
+            return None
+        return torch.randint(self.num_classes, (n,), device=device, generator=generator)
+
+
+class Generator(NoiseInputs, nn.Module):
     """Maps z (B, latent_dim) [+ labels (B,)] to samples (B, *shape); images in [-1, 1]."""
 
     def __init__(self, *, config: ModelConfig, spec: DataSpec) -> None:
@@ -98,15 +116,6 @@ class Generator(nn.Module):
             raise ValueError("this generator is conditional: pass class labels")
         return z * self.label_embedding(labels)  # multiplicative conditioning (as PyTorch-GAN's cGAN)
 
-    def sample_latent(self, n: int, *, device: torch.device | str = "cpu",
-                      generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=device, generator=generator)
-
-    def sample_labels(self, n: int, *, device: torch.device | str = "cpu",
-                      generator: torch.Generator | None = None) -> Tensor | None:
-        if not self.num_classes:
-            return None
-        return torch.randint(self.num_classes, (n,), device=device, generator=generator)
 
 
 class Discriminator(nn.Module):

@@ -18,7 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.errors import ConfigError
-from ganforge.models.base import FAMILIES, AdversarialFamily, DataSpec, init_dcgan_weights, num_upsamplings
+from ganforge.models.base import (
+    FAMILIES,
+    AdversarialFamily,
+    DataSpec,
+    NoiseInputs,
+    init_dcgan_weights,
+    num_upsamplings,
+)
 from ganforge.models.dcgan import DCGANConfig, dcgan_trunk
 from ganforge.nn.conditional import ConditionalBatchNorm2d, label_maps
 from ganforge.nn.layers import MinibatchStdDev
@@ -69,7 +76,7 @@ def check_widths(cfg, positive: tuple[str, ...], non_negative: tuple[str, ...]) 
                           "(its D judges each sample with its own class or code); use d_mbstd")
 
 
-class ConditionalGenerator(nn.Module):
+class ConditionalGenerator(NoiseInputs, nn.Module):
     """z (B, latent_dim) [+ labels (B,)] -> images (B, C, H, W) in [-1, 1], DCGAN's upsampling stack.
 
     Input: z, concatenated with embed(y) when the model has classes (`inputs` is the hook InfoGAN overrides to
@@ -125,15 +132,6 @@ class ConditionalGenerator(nn.Module):
             h = up(h)  # (B, W_i+1, 2h, 2w)
         return torch.tanh(h)  # (B, C, H, W)
 
-    def sample_latent(self, n: int, *, device: torch.device | str = "cpu",
-                      generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=device, generator=generator)
-
-    def sample_labels(self, n: int, *, device: torch.device | str = "cpu",
-                      generator: torch.Generator | None = None) -> Tensor | None:
-        if not self.num_classes:
-            return None
-        return torch.randint(self.num_classes, (n,), device=device, generator=generator)
 
 
 class ConditionalDiscriminator(nn.Module):

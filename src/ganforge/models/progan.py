@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.errors import ConfigError
-from ganforge.models.base import FAMILIES, DataSpec, Family, ModelConfig
+from ganforge.models.base import FAMILIES, DataSpec, Family, ModelConfig, NoiseInputs
 from ganforge.models.growing import (
     GrowingSampler,
     ProgressiveConfig,
@@ -73,7 +73,7 @@ class PixelNormConv(nn.Module):
         return normalize_2nd_moment(self.conv(x))
 
 
-class ProGenerator(StageModule):
+class ProGenerator(NoiseInputs, StageModule):
     """z (B, latent_dim) [+ labels] -> images (B, C, H, W); any C, square or not (sides from a >= 4 start)."""
 
     def __init__(self, *, config: ProGANConfig, spec: DataSpec) -> None:
@@ -114,17 +114,6 @@ class ProGenerator(StageModule):
             img = fade_in(self.to_images[stage - 1](previous), img, alpha, mode="nearest")
         return img if stage_output else upsample_to(img, self.spec.shape[1:])
 
-    def sample_latent(self, n: int, *, device="cpu", generator=None) -> Tensor:
-        import torch
-
-        return torch.randn(n, self.latent_dim, device=device, generator=generator)
-
-    def sample_labels(self, n: int, *, device="cpu", generator=None) -> Tensor | None:
-        import torch
-
-        if not self.num_classes:
-            return None
-        return torch.randint(self.num_classes, (n,), device=device, generator=generator)
 
 
 class ProDiscriminator(StageModule):

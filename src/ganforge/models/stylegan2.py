@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.errors import ConfigError, GanforgeError
-from ganforge.models.base import FAMILIES, DataSpec, Family, ModelConfig
+from ganforge.models.base import FAMILIES, DataSpec, Family, ModelConfig, NoiseInputs
 from ganforge.models.growing import (
     GrowingSampler,
     ProgressiveConfig,
@@ -117,7 +117,7 @@ def _check_image(spec: DataSpec, family: str) -> None:
         raise ConfigError(f"the {family} family needs image data; use model.family=mlp for points")
 
 
-class StyleGenerator(StageModule):
+class StyleGenerator(NoiseInputs, StageModule):
     """z (B, latent_dim) [+ labels (B,)] -> images (B, C, H, W) in about [-1, 1]; any C, square or not."""
 
     def __init__(self, *, config: StyleGAN2Config, spec: DataSpec) -> None:
@@ -206,15 +206,6 @@ class StyleGenerator(StageModule):
             img = upsample_to(img, self.spec.shape[1:])
         return (img, ws) if return_ws else img
 
-    def sample_latent(self, n: int, *, device: torch.device | str = "cpu",
-                      generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=device, generator=generator)
-
-    def sample_labels(self, n: int, *, device: torch.device | str = "cpu",
-                      generator: torch.Generator | None = None) -> Tensor | None:
-        if not self.num_classes:
-            return None
-        return torch.randint(self.num_classes, (n,), device=device, generator=generator)
 
     def layer_groups(self) -> dict[str, tuple[int, int]]:
         """w indices [start, stop) of the coarse / middle / fine layers (lowest third of resolutions, ...)."""
