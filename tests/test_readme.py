@@ -12,12 +12,16 @@ Every command runs in order, in-process (`ganforge.cli.main`), in one scratch fo
 (so `train --out runs/grid` then `train --resume runs/grid` work), with:
 - REWRITES, per subcommand, to keep it tiny: trainings run 2 steps on <= 256 examples (a resume 2 more);
   generate/evaluate/interpolate draw few samples; Inception features become the fast domain features (the
-  Inception path has its own tests). A subcommand missing from REWRITES fails the test with a message saying to
-  add it (a command that would not end, like a server, gets PARSE_ONLY: its arguments are checked, nothing runs).
+  Inception path has its own tests); a training's --image-size over 64 becomes 32. A subcommand missing from
+  REWRITES fails the test with a message saying to add it (a command that would not end, like a server, gets
+  PARSE_ONLY: its arguments are checked, nothing runs).
+- an `--out` that an earlier line (often another section's example) already wrote gets `--overwrite`, where the
+  subcommand has it: the sections are separate examples that happen to share file names (grid.png, runs/ring).
 - fixtures for what a command reads but the README never made: a run directory named in a command
   (`fixture_run`: a tiny run on the points or images its name suggests, conditional when the command asks for a
-  class), the files in FILE_FIXTURES, ../shared (the real datasets) and ~ (a folder of images), and a placeholder
-  MNIST domain classifier (untrained: the metrics only need features).
+  class), the files and folders in FILE_FIXTURES (input images for classify/translate/upscale), ../shared (the
+  real datasets) and ~ (a folder of images, and A|B pairs in ~/facades), and a placeholder MNIST domain
+  classifier (untrained: the metrics only need features).
 """
 
 from __future__ import annotations
@@ -124,6 +128,9 @@ def rewrite_train(argv: list[str], index: int) -> list[str]:
     if "--resume" in argv:
         return _replace(argv, "--steps", "4") if "--steps" in argv or "--epochs" in argv else argv
     argv = _replace(_replace(argv, "--epochs", None), "--steps", "2")
+    size = _value(argv, "--image-size")
+    if size is not None and max(int(side) for side in size.split("x")) > 64:
+        argv = _replace(argv, "--image-size", "32")
     if "--out" not in argv:  # runs/PRESET-TIMESTAMP would clash between two lines in the same second
         argv += ["--out", f"runs/readme-{index}"]
     return argv + TINY_TRAIN
@@ -149,6 +156,15 @@ def as_is(argv: list[str], index: int) -> list[str]:
     return argv
 
 
+def _overwrite_if_written(argv: list[str]) -> list[str]:
+    """argv + --overwrite when its --out exists already and the subcommand takes --overwrite."""
+    out = _value(argv, "--out")
+    if out is None or "--overwrite" in argv or not Path(out).expanduser().exists():
+        return argv
+    options = build_parser()._subparsers._group_actions[0].choices[argv[0]]._option_string_actions
+    return argv + ["--overwrite"] if "--overwrite" in options else argv
+
+
 # Per subcommand: how the README's line is made tiny (or PARSE_ONLY). New commands add a row here.
 REWRITES: dict[str, Callable[[list[str], int], list[str]] | str] = {
     "train": rewrite_train,
@@ -160,6 +176,8 @@ REWRITES: dict[str, Callable[[list[str], int], list[str]] | str] = {
     "translate": as_is,
     "upscale": as_is,
     "report": as_is,
+    "classify": as_is,
+    "style-mix": as_is,
     "serve": PARSE_ONLY,  # a server does not return: its options are checked, it is not started
 }
 
@@ -186,9 +204,26 @@ def _samples_npz(path: Path) -> None:
     np.savez_compressed(path, images=images.numpy())
 
 
+def _pngs(folder: Path, count: int, shape: tuple[int, ...], seed: int = 0) -> None:
+    """`count` random PNGs of `shape` ((H, W) gray or (H, W, 3) colour) in `folder`."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(folder / f"{i}.png")
+
+
+def _labelled_digits(folder: Path) -> None:
+    for label in range(10):  # class subfolders 0/ .. 9/ give the labels
+        _pngs(folder / str(label), 2, (28, 28), seed=label)
+
+
 FILE_FIXTURES: dict[str, Callable[[Path], None]] = {
     "samples.npz": _samples_npz,  # as `generate --format npz` writes (MNIST-shaped)
     "inception-2015-12-05.pt": lambda path: path.symlink_to(INCEPTION),
+    "my_digits": _labelled_digits,  # classify: a labelled folder of MNIST-sized digits
+    "my_edges": lambda path: _pngs(path, 3, (28, 28)),  # translate with pix2pix-edges (gray 28x28)
+    "digits": lambda path: _pngs(path, 3, (28, 28, 3)),  # translate --direction b2a with cyclegan-mnistm (RGB)
+    "small": lambda path: _pngs(path, 3, (7, 7)),  # upscale with srgan-mnist (gray 7x7 -> 28x28)
 }
 
 
@@ -211,6 +246,7 @@ def workspace(tmp_path_factory):
     rng = np.random.default_rng(0)
     for i in range(20):  # more than a batch
         Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(pictures / f"{i}.png")
+    _pngs(home / "facades", 16, (32, 64, 3))  # A|B side by side (two 32x32 halves), for `train --dataset paired`
     for name, make in FILE_FIXTURES.items():
         make(ws / name)
     return ws, home
@@ -270,7 +306,7 @@ def test_readme_command(index, readme_env, capsys, monkeypatch):
     run = needs_run(argv)
     if run is not None and not run.exists() and "--fake" not in argv:
         fixture_run(run, argv)
-    argv = rewrite(argv, index)
+    argv = _overwrite_if_written(rewrite(argv, index))
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 0, f"`ganforge {' '.join(command)}` failed (run as {argv}): {err.strip()[-500:]}"
@@ -303,6 +339,8 @@ def test_the_harness_fails_on_a_wrong_command(readme_env, capsys):
         main(rewrite_train(["train", "--preset", "default", "--stpes", "3"], 999))
     assert main(rewrite_train(["train", "--set", "train.lr_gg=1"], 998)) == 2
     assert "unknown config key 'train.lr_gg'" in capsys.readouterr().err
+    fresh = ["generate", "runs/grid", "--out", "never-written.png"]
+    assert _overwrite_if_written(fresh) == fresh  # only an output an earlier line wrote is overwritten
     cmds = shell_commands("$ ganforge train --preset toy-ring \\\n      --steps 5 --out x\nsome output\n"
                           "python3 -m venv .venv && . .venv/bin/activate && ganforge presets  # note\n"
                           "torchrun --nproc-per-node 2 -m ganforge train --out y\nganforge train ...", 10)
