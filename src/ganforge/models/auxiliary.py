@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ganforge.models.base import AdversarialFamily
 from ganforge.regularizers import RegContext
-from ganforge.train.phases import PhaseContext, PhaseSpec, regularize, report_d_outputs
+from ganforge.train.phases import PhaseContext, PhaseSpec, after_d, regularize, report_d_outputs
 
 
 class AuxiliaryFamily(AdversarialFamily):
@@ -91,10 +91,6 @@ def auxiliary_phases(cfg: Any, family: AuxiliaryFamily) -> list[PhaseSpec]:
         reg_ctx = RegContext(D=D, real=real_in, fake=fake_in, labels=labels, fake_labels=fake_labels,
                              features=D.features)
         return loss + aux + regularize(g_regs, step, reg_ctx, ctx.stats, "reg_g")
-
-    def after_d(ctx: PhaseContext) -> None:
-        for reg in ctx.regularizers["d"]:
-            reg.after_d_step(ctx.nets.train["D"])
 
     return [
         PhaseSpec("D", optimizer="D", loss=d_loss, repeats=t.n_critic, after=after_d),

@@ -30,7 +30,7 @@ from ganforge.models.base import DataSpec, num_upsamplings
 from ganforge.models.sampler import NoiseSampler
 from ganforge.nn.progressive import ProgressiveSchedule, downsample_to
 from ganforge.regularizers import RegContext
-from ganforge.train.phases import Batch, PhaseContext, PhaseSpec, regularize, report_d_outputs
+from ganforge.train.phases import Batch, PhaseContext, PhaseSpec, after_d, regularize, report_d_outputs
 
 
 @dataclass
@@ -183,10 +183,6 @@ def growing_adversarial_phases(cfg: Any) -> list[PhaseSpec]:
             loss = ctx.loss.g(real_logits, fake_logits)
         reg_ctx = RegContext(D=D, real=real, fake=fake_in, labels=labels, fake_labels=fake_labels, features=None)
         return loss + regularize(ctx.regularizers["g"], step, reg_ctx, ctx.stats, "reg_g")
-
-    def after_d(ctx: PhaseContext) -> None:
-        for reg in ctx.regularizers["d"]:
-            reg.after_d_step(ctx.nets.train["D"])
 
     return [
         PhaseSpec("D", optimizer="D", loss=d_loss, repeats=t.n_critic, after=after_d),

@@ -184,14 +184,16 @@ def adversarial_phases(cfg: Any) -> list[PhaseSpec]:
                              features=getattr(D, "features", None))
         return loss + regularize(g_regs, step, reg_ctx, ctx.stats, "reg_g")
 
-    def after_d(ctx: PhaseContext) -> None:
-        for reg in ctx.regularizers["d"]:
-            reg.after_d_step(ctx.nets.train["D"])  # e.g. WGAN weight clipping
-
     return [
         PhaseSpec("D", optimizer="D", loss=d_loss, repeats=t.n_critic, after=after_d),
         PhaseSpec("G", optimizer="G", loss=g_loss, frozen=("D",), repeats=t.n_gen),
     ]
+
+
+def after_d(ctx: PhaseContext) -> None:
+    """After each D step: the D regularizers' own hooks (e.g. WGAN weight clipping). Every family's D phase."""
+    for reg in ctx.regularizers["d"]:
+        reg.after_d_step(ctx.nets.train["D"])
 
 
 def adversarial_optimizers(cfg: Any) -> dict[str, OptimizerSpec]:
