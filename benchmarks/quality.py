@@ -14,6 +14,7 @@ FID of --eval-num samples against 10,000 training images every --eval-every step
 `--steps` shortens a run (the LR schedule then spans the shorter run), `--num` scores fewer Inception samples
 (FID is biased upwards at small N: compare figures only at equal N). Training CPU time is process time of this
 single-threaded process with the evaluations taken out. Grids of the final models go to --grids.
+`--skip-inception --json F` then `--inception-only F` splits the training from the Inception scoring.
 """
 
 from __future__ import annotations
@@ -62,17 +63,34 @@ def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict:
            "recall": round(domain["recall"], 3), "num_domain": args.num_domain,
            "curve": [(round(e["train_cpu_s"] / 60, 2), e["step"], round(e["fid"], 2)) for e in run.curve]}
     if not args.skip_inception:
-        start = time.process_time()
-        inc = evaluate(fake[: args.num], test, ["fid"], features="inception", num_real=args.num, resize=args.resize,
-                       data_root=args.data_root, progress=False, seed=seed)
-        row |= {"inception_fid": round(inc["fid"], 2), "num_inception": args.num,
-                "inception_cpu_min": round((time.process_time() - start) / 60, 1)}
+        row |= inception_fid(fake, test, seed, args)
     row["eval_cpu_min"] = round((time.process_time() - cpu) / 60, 1)
     print(json.dumps(row), flush=True)
     if args.grids:
         args.grids.mkdir(parents=True, exist_ok=True)
         grid = sorted((run.run_dir / "samples").glob("step-*.png"))[-1]
         shutil.copyfile(grid, args.grids / f"{preset}-seed{seed}.png")
+    return row
+
+
+def inception_fid(fake: torch.Tensor, test: str, seed: int, args: argparse.Namespace) -> dict:
+    """Inception FID of the first --num samples against --num test images, with its CPU minutes."""
+    start = time.process_time()
+    inc = evaluate(fake[: args.num], test, ["fid"], features="inception", num_real=args.num, resize=args.resize,
+                   data_root=args.data_root, progress=True, seed=seed)
+    return {"inception_fid": round(inc["fid"], 2), "num_inception": args.num,
+            "inception_cpu_min": round((time.process_time() - start) / 60, 1)}
+
+
+def score_again(row: dict, args: argparse.Namespace) -> dict:
+    """Add the Inception FID to a row of an earlier --skip-inception run, from its run folder under --out."""
+    run_dir = args.out / f"{row['preset']}-seed{row['seed']}"
+    sampler = load_sampler(run_dir)
+    dataset = build_config(row["preset"], [], data_root=args.data_root).data.name
+    with torch.no_grad():  # the same samples as the first pass drew (same sampler, same seed)
+        fake = sampler.generate(max(args.num, row["num_domain"]), seed=10_000 + row["seed"])
+    row = row | inception_fid(fake, f"{dataset}:test", row["seed"], args)
+    print(json.dumps(row), flush=True)
     return row
 
 
@@ -104,6 +122,9 @@ def main() -> None:
     parser.add_argument("--skip-inception", action="store_true", help="domain metrics only (minutes, not hours)")
     parser.add_argument("--eval-every", type=int, default=500, help="steps between domain FIDs in training")
     parser.add_argument("--eval-num", type=int, default=2000, help="samples per domain FID in training")
+    parser.add_argument("--inception-only", type=Path, metavar="JSON",
+                        help="no training: add the Inception FID to the rows of an earlier --skip-inception run's "
+                             "--json, sampling its run folders under --out again")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "quality")
     parser.add_argument("--json", type=Path)
@@ -112,7 +133,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"# quality: presets {args.presets}, seeds {args.seeds}, steps {args.steps or 'as preset'}, Inception N "
           f"{args.num}; {machine()}", flush=True)
-    rows = [run_one(p, s, args) for p in args.presets for s in args.seeds]
+    if args.inception_only:
+        rows = [score_again(row, args) for row in json.loads(args.inception_only.read_text())]
+    else:
+        rows = [run_one(p, s, args) for p in args.presets for s in args.seeds]
     print(table(rows))
     print(f"# {machine()}")
     if args.json:
