@@ -13,7 +13,8 @@ the ratios measured side by side are what counts):
    folded frozen graph, the fast fx path at several batch sizes, with 1 thread, in bfloat16 (not the default:
    see the FID part), and torch.compile (--compile only).
 3. FID: --fid-num MNIST test images against the next --fid-num, extracted by today's path (extract() at its
-   batch size 32) and by the default InceptionExtractor, chunk by chunk in alternating order: images/s of
+   batch size 32), by the fast fx path on torch and by the default InceptionExtractor (the fx path exported to
+   onnxruntime, when that is installed), chunk by chunk in alternating order: images/s of
    both, their ratio, the max feature difference and the relative FID difference (and the same for bf16).
 4. old vs new again after mallopt() makes glibc reuse big blocks instead of fresh mmap pages (a process
    setting, not something ganforge does; it shows how much of the gain is fewer page faults). --no-malloc.
@@ -220,6 +221,10 @@ def bench_network(images: Tensor, ext: InceptionExtractor, batch_sizes: list[int
     default = ext.default_batch_size
     variants[f"new, 1 thread (torch.set_num_threads(1)), batch {default}"] = run(fast, default, CL, threads=1)
     variants[f"new in bfloat16 (not the default), batch {default}"] = run(bf16, default, CL, torch.bfloat16)
+    if ext.onnx_layers is not None:  # what InceptionExtractor runs when onnxruntime is installed
+        for bs in batch_sizes:
+            variants[f"fast fx path exported to onnxruntime, batch {bs}"] = run(ext.onnx_layers, bs)
+        variants[f"onnxruntime, 1 thread, batch {default}"] = run(ext.onnx_layers, default, threads=1)
     if compile_:
         import torch._inductor.config as inductor_config
 
@@ -256,13 +261,16 @@ def bench_network(images: Tensor, ext: InceptionExtractor, batch_sizes: list[int
          f"{num_threads} unless stated)")  # fmt: skip
 
 
-def bench_fid(images: Tensor, ext: InceptionExtractor, fid_num: int, chunk: int, bf16: bool) -> None:
+def bench_fid(images: Tensor, ext: InceptionExtractor, ext_torch: InceptionExtractor, fid_num: int, chunk: int,
+              bf16: bool) -> None:  # fmt: skip
     line(f"\n## 3. FID: MNIST test[0:{fid_num}] vs test[{fid_num}:{2 * fid_num}], extract() end to end "
          f"(preprocessing included), chunks of {chunk} in alternating order")  # fmt: skip
     paths: dict[str, tuple[nn.Module, int]] = {
         "old": (OldInception(ext.layers), OLD_BATCH),
-        "new": (ext, ext.default_batch_size),
+        "fx": (ext_torch, ext.default_batch_size),  # the fast path on torch (runtime="torch")
     }
+    if ext.runtime == "onnxruntime":
+        paths["ort"] = (ext, ext.default_batch_size)  # the default with onnxruntime installed
     if bf16:
         paths["bf16"] = (Bf16Inception(ext.fast_layers), ext.default_batch_size)
     for net, batch in paths.values():  # warm-up on a full and a short batch, twice (TorchScript profiling)
@@ -300,9 +308,11 @@ def bench_fid(images: Tensor, ext: InceptionExtractor, fid_num: int, chunk: int,
     line("  x old: median over chunks of old seconds / path seconds on the same chunk")
     line(f"  feature scale: max {old.max().item():.2f}, mean {old.mean().item():.3f}; "
          f"goal: >= 3x old, |FID rel. diff| <= 0.5%")  # fmt: skip
-    fid_new = fid(total["new"][:fid_num], total["new"][fid_num:])
+    default = "ort" if "ort" in paths else "fx"
+    fid_new = fid(total[default][:fid_num], total[default][fid_num:])
     ok = abs(fid_new - fid_old) / fid_old <= 0.005
-    line(f"  new path FID within 0.5% of old: {'yes' if ok else 'NO'} ({fid_new:.6f} vs {fid_old:.6f})")
+    line(f"  default path ({default}) FID within 0.5% of old: {'yes' if ok else 'NO'} "
+         f"({fid_new:.6f} vs {fid_old:.6f})")  # fmt: skip
 
 
 def bench_malloc(images: Tensor, ext: InceptionExtractor, num: int, rounds: int) -> None:
@@ -363,15 +373,16 @@ if __name__ == "__main__":
          f"{load()}")  # fmt: skip
     t0 = time.perf_counter()
     ext = InceptionExtractor(args.inception)
-    line(f"# InceptionExtractor(fast=True) built in {time.perf_counter() - t0:.2f} s (load, freeze, fold, fx); "
-         f"fast path {'on' if ext.fast else 'OFF'}, default batch size {ext.default_batch_size}")  # fmt: skip
+    line(f"# InceptionExtractor() built in {time.perf_counter() - t0:.2f} s (load, freeze, fold, fx, ONNX export "
+         f"when not cached); runtime {ext.runtime}, default batch size {ext.default_batch_size}")  # fmt: skip
+    ext_torch = InceptionExtractor(args.inception, runtime="torch")
     images = mnist_test(args.data_root, max(2 * args.fid_num, args.speed_num))
     bench_resize(images, ext.default_batch_size, args.rounds)
     bench_resize(images, OLD_BATCH, args.rounds)
     if not args.skip_network:
         sizes = [int(b) for b in args.batch_sizes.split(",") if b]
         bench_network(images[: args.speed_num], ext, sizes, args.rounds, args.compile, threads)
-    bench_fid(images, ext, args.fid_num, args.chunk, not args.no_bf16)
+    bench_fid(images, ext, ext_torch, args.fid_num, args.chunk, not args.no_bf16)
     if not args.no_malloc:
         bench_malloc(images, ext, args.speed_num, args.rounds)
     line(f"\n# total {time.perf_counter() - start:.0f} s; {load()}")

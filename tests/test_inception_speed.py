@@ -21,3 +21,27 @@ def test_fast_path_equals_the_torchscript():
     assert a.shape == b.shape == (4, 2048)
     torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)
     assert not torch.equal(a[0], a[1])  # real features, not a constant
+
+
+def test_onnxruntime_path_gives_the_torch_features_and_is_cached(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")  # the export extra; CI installs it (dev extra)
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path))
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (3, 1, 28, 28), generator=g, dtype=torch.uint8)
+    on_ort = InceptionExtractor(INCEPTION, runtime="onnxruntime")
+    on_torch = InceptionExtractor(INCEPTION, runtime="torch")
+    assert (on_ort.runtime, on_torch.runtime) == ("onnxruntime", "torch-fast")
+    assert on_ort.name == on_torch.name  # same features: one cache key for reference statistics
+    (onnx_file,) = (tmp_path / "models").glob("inception-fast-*.onnx")
+    with torch.inference_mode():
+        a, b = on_ort(images)["features"], on_torch(images)["features"]
+    torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)
+    assert not torch.equal(a[0], a[1])
+    stamp = onnx_file.stat().st_mtime_ns
+    assert InceptionExtractor(INCEPTION).runtime == "onnxruntime"  # auto picks it; the export is reused
+    assert onnx_file.stat().st_mtime_ns == stamp
+
+
+def test_unknown_runtime_is_refused():
+    with pytest.raises(ValueError, match="unknown Inception runtime 'tensorrt'"):
+        InceptionExtractor(INCEPTION, runtime="tensorrt")
