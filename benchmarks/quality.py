@@ -53,8 +53,7 @@ def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict:
     dataset = cfg.data.name
     test = f"{dataset}:test"
     cpu = time.process_time()
-    with torch.no_grad():
-        fake = sampler.generate(max(args.num, args.num_domain), seed=10_000 + seed)
+    fake = final_samples(sampler, seed, max(args.num, args.num_domain))
     domain = evaluate(fake[: args.num_domain], test, ["fid", "precision", "recall"], features="domain",
                       data_root=args.data_root, progress=False, seed=seed)
     row = {"preset": preset, "seed": seed, "steps": run.steps, "batch_size": cfg.train.batch_size,
@@ -73,6 +72,12 @@ def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict:
     return row
 
 
+def final_samples(sampler, seed: int, num: int) -> torch.Tensor:
+    """The final model's samples every score uses: sampling seed 10,000 + training seed (not training noise)."""
+    with torch.no_grad():
+        return sampler.generate(num, seed=10_000 + seed)
+
+
 def inception_fid(fake: torch.Tensor, test: str, seed: int, args: argparse.Namespace) -> dict:
     """Inception FID of the first --num samples against --num test images, with its CPU minutes."""
     start = time.process_time()
@@ -87,8 +92,7 @@ def score_again(row: dict, args: argparse.Namespace) -> dict:
     run_dir = args.out / f"{row['preset']}-seed{row['seed']}"
     sampler = load_sampler(run_dir)
     dataset = build_config(row["preset"], [], data_root=args.data_root).data.name
-    with torch.no_grad():  # the same samples as the first pass drew (same sampler, same seed)
-        fake = sampler.generate(max(args.num, row["num_domain"]), seed=10_000 + row["seed"])
+    fake = final_samples(sampler, row["seed"], max(args.num, row["num_domain"]))  # the first pass's samples
     row = row | inception_fid(fake, f"{dataset}:test", row["seed"], args)
     print(json.dumps(row), flush=True)
     return row

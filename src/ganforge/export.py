@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
 
-__all__ = ["FORMATS", "ExportGraph", "export_graph", "export_sampler"]
+__all__ = ["FORMATS", "ExportGraph", "export_graph", "export_sampler", "write_onnx"]
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 ONNX_OPSET = 17  # supported by every onnxruntime release since 1.11
@@ -137,6 +137,13 @@ def export_sampler(sampler, fmt: str, out: str | Path, *, overwrite: bool = Fals
 
 
 def _export_onnx(module: nn.Module, args: tuple[Tensor, ...], graph: ExportGraph, path: Path) -> None:
+    write_onnx(module, args, path, input_names=list(graph.inputs), output_name=graph.output,
+               dynamic_axes={**graph.dynamic, graph.output: graph.output_dynamic})
+
+
+def write_onnx(module: nn.Module, args: tuple[Tensor, ...], path: Path, *, input_names: list[str], output_name: str,
+               dynamic_axes: dict[str, dict[int, str]]) -> None:
+    """Trace `module` on `args` into one self-contained ONNX file (opset ONNX_OPSET, weights inside)."""
     try:
         import onnx  # noqa: F401  (the exporter needs it; a clear message beats its ImportError)
     except ImportError:
@@ -145,9 +152,8 @@ def _export_onnx(module: nn.Module, args: tuple[Tensor, ...], graph: ExportGraph
 
     with warnings.catch_warnings():  # the tracer's notes on Python-level shape arithmetic are not for users
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), input_names=list(graph.inputs), output_names=[graph.output],
-                          dynamic_axes={**graph.dynamic, graph.output: graph.output_dynamic}, opset_version=ONNX_OPSET,
-                          dynamo=False, external_data=False)
+        torch.onnx.export(module, args, str(path), input_names=input_names, output_names=[output_name],
+                          dynamic_axes=dynamic_axes, opset_version=ONNX_OPSET, dynamo=False, external_data=False)
 
 
 def run_onnx(path: str | Path, inputs: dict[str, Tensor]) -> Tensor:

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from ganforge.errors import DataError
+from ganforge.export import write_onnx
 from ganforge.metrics.base import cache_dir
 
 FILE_NAME = "inception-2015-12-05.pt"
@@ -289,10 +290,8 @@ class OnnxConvStack:
             example = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
             with tempfile.TemporaryDirectory(dir=onnx_file.parent) as tmp:  # no half-written file in the cache
                 staged = Path(tmp) / onnx_file.name
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated, not removed
-                    torch.onnx.export(module, (example,), str(staged), input_names=["x"], output_names=["features"],
-                                      dynamic_axes={"x": {0: "batch"}}, opset_version=17, dynamo=False)
+                write_onnx(module, (example,), staged, input_names=["x"], output_name="features",
+                           dynamic_axes={"x": {0: "batch"}})
                 os.replace(staged, onnx_file)
         self.onnx_file, self.ort = onnx_file, onnxruntime
         self.session, self.threads = None, 0
@@ -311,6 +310,7 @@ class OnnxConvStack:
 def onnx_conv_stack(module: fx.GraphModule, weights: Path) -> OnnxConvStack | None:
     """OnnxConvStack for these weights, or None (with a warning only when onnxruntime is there but fails)."""
     try:
+        import onnx  # noqa: F401  (the exporter's; both come with the export extra)
         import onnxruntime  # noqa: F401
     except ImportError:
         return None
@@ -383,7 +383,7 @@ class InceptionExtractor(nn.Module):
         if self.fast_layers is not None and runtime != "torch":
             self.onnx_layers = onnx_conv_stack(self.fast_layers, self.path)
             if self.onnx_layers is None and runtime == "onnxruntime":
-                raise DataError("runtime='onnxruntime' needs the onnxruntime package (pip install onnxruntime)")
+                raise DataError("runtime='onnxruntime' needs onnx and onnxruntime: pip install 'ganforge[export]'")
 
     @property
     def runtime(self) -> str:
