@@ -45,3 +45,9 @@ def test_onnxruntime_path_gives_the_torch_features_and_is_cached(tmp_path, monke
 def test_unknown_runtime_is_refused():
     with pytest.raises(ValueError, match="unknown Inception runtime 'tensorrt'"):
         InceptionExtractor(INCEPTION, runtime="tensorrt")
+
+
+def test_onnxruntime_without_the_fast_path_is_refused():
+    # onnxruntime runs the folded copy; fast=False must not quietly fall back to the TorchScript
+    with pytest.raises(ValueError, match="needs fast=True"):
+        InceptionExtractor(INCEPTION, fast=False, runtime="onnxruntime")

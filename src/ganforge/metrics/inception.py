@@ -351,6 +351,9 @@ class InceptionExtractor(nn.Module):
             raise ValueError(f"unknown resize mode {resize!r}; valid: {', '.join(RESIZE_MODES)}")
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown Inception runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+        if runtime == "onnxruntime" and not fast:
+            # onnxruntime runs the folded fast copy; silently running the TorchScript instead would hide the choice
+            raise ValueError("runtime='onnxruntime' runs the fast path: it needs fast=True")
         self.path = inception_path(path, download=download)
         self.resize = resize
         try:
@@ -382,8 +385,10 @@ class InceptionExtractor(nn.Module):
         self.onnx_layers: OnnxConvStack | None = None
         if self.fast_layers is not None and runtime != "torch":
             self.onnx_layers = onnx_conv_stack(self.fast_layers, self.path)
-            if self.onnx_layers is None and runtime == "onnxruntime":
-                raise DataError("runtime='onnxruntime' needs onnx and onnxruntime: pip install 'ganforge[export]'")
+        if self.onnx_layers is None and runtime == "onnxruntime":
+            why = "onnx and onnxruntime: pip install 'ganforge[export]'" if self.fast_layers is not None else (
+                f"the fast path, which is unavailable for {self.path}")
+            raise DataError(f"runtime='onnxruntime' needs {why}")
 
     @property
     def runtime(self) -> str:
