@@ -119,6 +119,8 @@ class TrainConfig:
     lr_step_every: int = 1000  # for "step": multiply the LRs by lr_step_gamma every this many steps
     lr_step_gamma: float = 0.5  # for "step": the factor
     ema_kimg: float = 0.0  # EMA of G weights, half-life in thousands of images; 0 disables the EMA
+    ema_rampup: float = 0.0  # cap the half-life at this fraction of the images seen so far (StyleGAN2-ADA: 0.05), so
+    #                          early samples do not average in the untrained start; 0: the fixed half-life from step 0
     seed: int = 0  # one seed controls weights, data order, noise and sampling
     device: str = "auto"  # "auto" (cuda, then mps, then cpu), or a torch device string
     amp: str = "none"  # mixed precision: "none", "bf16" (CUDA or CPU) or "fp16" (CUDA only, with a GradScaler)
@@ -166,8 +168,8 @@ class TrainConfig:
                               f"got {self.compile_mode!r}")
         if self.cpu_threads < 0:
             raise ConfigError(f"train.cpu_threads must be >= 0 (0: torch's default), got {self.cpu_threads}")
-        if self.ema_kimg < 0 or self.weight_decay < 0:
-            raise ConfigError("train.ema_kimg and train.weight_decay must be >= 0")
+        if self.ema_kimg < 0 or self.weight_decay < 0 or self.ema_rampup < 0:
+            raise ConfigError("train.ema_kimg, train.ema_rampup and train.weight_decay must be >= 0")
         if self.logger not in LOGGERS:
             raise ConfigError(f"train.logger must be one of {', '.join(LOGGERS)}, got {self.logger!r}")
 

@@ -218,7 +218,7 @@ class Trainer:
         self.family_state = nn.ModuleDict(family.state(cfg, self.spec)).to(self.device)
         family.bind_data(cfg, self.data, dict(self.family_state.items()), self.networks)
         # After bind_data, which may initialise weights from the data: the averages start from those weights.
-        self.emas = {name: EMA(self.networks[name], halflife_kimg=t.ema_kimg)
+        self.emas = {name: EMA(self.networks[name], halflife_kimg=t.ema_kimg, rampup=t.ema_rampup)
                      for name in family.ema_networks} if t.ema_kimg > 0 else {}
 
         # Mixed precision: bf16 or fp16 (+ GradScaler) on CUDA; on CPU only bf16 (fast on CPUs with AVX512-BF16 or
@@ -415,7 +415,8 @@ class Trainer:
             phase.after(self.ctx)
         for name in self.optimizer_specs[phase.optimizer].networks:
             if name in self.emas:
-                self.emas[name].update(self.networks[name], self.cfg.train.batch_size)
+                batch = self.cfg.train.batch_size
+                self.emas[name].update(self.networks[name], batch, images_seen=(self.step + 1) * batch)
         self.stats.report(f"loss_{phase.name.lower()}", loss)
         if measure:
             self.stats.report(f"grad_norm_{phase.optimizer.lower()}",
