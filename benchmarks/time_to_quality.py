@@ -14,6 +14,7 @@ time ganforge needs to reach it (goal: <= 1/3 of the peers' time).
 
     python benchmarks/time_to_quality.py --data-root /work/shared/data --cpu-seconds 1800      # 30 CPU-min each
     python benchmarks/time_to_quality.py --data-root /work/shared/data --cpu-seconds 120 --snapshot-every 30
+    python benchmarks/time_to_quality.py --data-root DATA --contestants ganforge --set train.ema_rampup=0.05
 
 The keras contestant is skipped, and the output says so, when benchmarks/.venv-tf cannot import tensorflow
 (`python benchmarks/bench_train.py` creates it; `--no-keras` skips it on purpose).
@@ -73,7 +74,8 @@ class Snapshots:
 
 def run_ganforge(args: argparse.Namespace) -> Snapshots:
     cfg = build_config("mnist", ["train.cpu_threads=1", "train.progress=false", "eval.every=0", "eval.metrics=[]",
-                                 "eval.best_metric=null", f"train.seed={args.seed}"], data_root=args.data_root)
+                                 "eval.best_metric=null", f"train.seed={args.seed}", *args.set],
+                       data_root=args.data_root)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp))
         noise = torch.randn(args.snapshot_num, cfg.model.latent_dim, generator=torch.Generator().manual_seed(7))
@@ -205,6 +207,9 @@ def main() -> None:
     parser.add_argument("--contestants", nargs="+", default=list(CONTESTANTS), choices=list(CONTESTANTS))
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras contestant")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override the ganforge contestant's `mnist` preset (train.steps=4500: an LR decay sized "
+                             "for the budget; train.ema_rampup=0.05)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
