@@ -46,6 +46,8 @@ VARIANTS: dict[str, list[str]] = {
     "g-bn-before-relu": ["model.g_norm_order=bn-act"],
     "dcgan-init": ["model.init=dcgan"],
     "betas-0.5": ["train.betas_g=[0.5, 0.999]", "train.betas_d=[0.5, 0.999]"],
+    # Two changes: D without batch norm (its one-change fix) plus dropout 0.3 in D, the TF DCGAN tutorial's D.
+    "no-d-bn-dropout": ["model.d_batchnorm=false", "model.d_dropout=0.3"],
 }
 
 

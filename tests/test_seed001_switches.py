@@ -57,6 +57,19 @@ def test_no_d_batchnorm():
     assert D(torch.randn(3, *SPEC.shape)).shape == (3,)
 
 
+def test_d_dropout_follows_each_block_and_is_active_only_in_training():
+    _, D = build(d_batchnorm=False, d_dropout=0.3)
+    assert layer_types(D.trunk) == ["Conv2d", "LeakyReLU", "Dropout", "Conv2d", "LeakyReLU", "Dropout"]
+    x = torch.randn(4, *SPEC.shape)
+    D.eval()
+    assert torch.equal(D(x), D(x))  # evaluation: deterministic
+    D.train()
+    torch.manual_seed(1)
+    assert not torch.equal(D(x), D(x))  # training: a fresh mask each call
+    _, D_seed = build()
+    assert "Dropout" not in layer_types(D_seed.trunk)  # the default keeps the seed's layers (and their indices)
+
+
 def test_norm_order_switches():
     G, D = build(g_norm_order="bn-act", d_norm_order="bn-act")
     assert layer_types(G.convs)[:3] == ["ConvTranspose2d", "BatchNorm2d", "ReLU"]
@@ -88,7 +101,8 @@ def test_dcgan_init_under_spectral_norm_sets_the_stored_weight():
     assert abs(stored.std().item() - 0.02) < 0.004
 
 
-@pytest.mark.parametrize("key, value", [("d_norm_order", "after"), ("g_norm_order", "bn"), ("init", "xavier")])
+@pytest.mark.parametrize("key, value", [("d_norm_order", "after"), ("g_norm_order", "bn"), ("init", "xavier"),
+                                        ("d_dropout", 1.0), ("d_dropout", -0.1)])
 def test_bad_switch_values_are_one_line_errors(key, value):
     with pytest.raises(ConfigError, match=f"model.{key}"):
         config_from_dict({"model": {"family": "seed001", key: value}})

@@ -109,9 +109,12 @@ class Seed001Config(ModelConfig):
     d_norm_order: str = "act-bn"  # D's conv blocks: "act-bn" (seed: LeakyReLU, then batch norm) or "bn-act"
     g_norm_order: str = "act-bn"  # G's conv blocks: "act-bn" (seed: ReLU, then batch norm) or "bn-act" (DCGAN)
     init: str = "default"  # weights: "default" (torch's layer defaults) or "dcgan" (N(0, 0.02), Radford et al.)
+    d_dropout: float = 0.0  # dropout after each D block (seed: none; the TF DCGAN tutorial's D: 0.3)
 
     def validate(self) -> None:
         super().validate()
+        if not 0.0 <= self.d_dropout < 1.0:
+            raise ConfigError(f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
         for name in ("d_norm_order", "g_norm_order"):
             if getattr(self, name) not in NORM_ORDERS:
                 raise ConfigError(f"model.{name} must be one of {', '.join(NORM_ORDERS)}, got {getattr(self, name)!r}")
@@ -157,9 +160,15 @@ class Seed001Generator(Generator):
 def seed001_trunk(config: Seed001Config):
     def build(in_shape: tuple[int, ...]) -> nn.Module:
         bn, order = (_keras_bn if config.d_batchnorm else lambda c: None), config.d_norm_order
+
+        def drop() -> list[nn.Module]:  # none at 0: the seed's layer indices, so its checkpoints load
+            return [nn.Dropout(config.d_dropout)] if config.d_dropout > 0 else []
+
         trunk = nn.Sequential(
             *_block(nn.Conv2d(in_shape[0], 64, 5, 2, 2), nn.LeakyReLU(0.3), bn(64), order),  # (B, 64, H/2, W/2)
+            *drop(),
             *_block(nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(0.3), bn(128), order),  # (B, 128, H/4, W/4)
+            *drop(),
         )
         if config.init == "dcgan":
             init_dcgan_weights(trunk)
