@@ -11,7 +11,16 @@ below trains the seed's model with exactly one change from the seed (or none):
     dcgan-init        N(0, 0.02) weights (Radford et al.) instead of the layer defaults
     betas-0.5         Adam beta1 0.5 (Radford et al.) instead of 0.9
 
-and reports, at the end of each run: per-pixel std over 64 samples (one repeated texture ~0.03; MNIST ~0.6),
+then the combinations that led to `seed001-fixed` (each single change still collapses within a few epochs at
+batch 256), so that each of the fix's three changes can be left out in turn:
+
+    no-d-bn-dropout           no-d-bn plus dropout 0.3 after each D block (the TF tutorial's D exactly)
+    no-d-bn-betas-0.5         no-d-bn + betas-0.5
+    no-d-bn-g-bn-before-relu  no-d-bn + g-bn-before-relu
+    g-bn-before-relu-betas-0.5  g-bn-before-relu + betas-0.5 (the seed's D kept)
+    fixed                     no-d-bn + g-bn-before-relu + betas-0.5: the `seed001-fixed` preset
+
+and reports, at the end of each run: per-pixel std over 64 samples (one repeated texture ~0.03; real MNIST digits 0.38),
 the diversity ratio (mean pairwise distance of 128 samples over that of real digits; collapse -> 0), D's
 accuracy on real and fake in the last logging tick, and domain FID (`--num` samples of the generator against
 10,000 training images; the MNIST classifier's features) at every `--eval-every` steps.
@@ -48,6 +57,13 @@ VARIANTS: dict[str, list[str]] = {
     "betas-0.5": ["train.betas_g=[0.5, 0.999]", "train.betas_d=[0.5, 0.999]"],
     # Two changes: D without batch norm (its one-change fix) plus dropout 0.3 in D, the TF DCGAN tutorial's D.
     "no-d-bn-dropout": ["model.d_batchnorm=false", "model.d_dropout=0.3"],
+    "no-d-bn-betas-0.5": ["model.d_batchnorm=false", "train.betas_g=[0.5, 0.999]", "train.betas_d=[0.5, 0.999]"],
+    "no-d-bn-g-bn-before-relu": ["model.d_batchnorm=false", "model.g_norm_order=bn-act"],
+    "g-bn-before-relu-betas-0.5": ["model.g_norm_order=bn-act", "train.betas_g=[0.5, 0.999]",
+                                   "train.betas_d=[0.5, 0.999]"],
+    # The three changes together: what the `seed001-fixed` preset sets.
+    "fixed": ["model.d_batchnorm=false", "model.g_norm_order=bn-act", "train.betas_g=[0.5, 0.999]",
+              "train.betas_d=[0.5, 0.999]"],
 }
 
 

@@ -108,14 +108,16 @@ def test_bad_switch_values_are_one_line_errors(key, value):
         config_from_dict({"model": {"family": "seed001", key: value}})
 
 
-def test_fixed_preset_changes_only_ds_batch_norm():
+def test_fixed_preset_is_the_seed_with_three_changes():
     seed, fixed = load_preset("seed001"), load_preset("seed001-fixed")
     fixed_model = dict(fixed["model"])
     assert fixed_model.pop("d_batchnorm") is False
-    assert fixed_model == seed["model"]
-    logging = ("log_every", "sample_every", "checkpoint_every")  # how often it reports is not the recipe
-    assert {k: v for k, v in fixed["train"].items() if k not in logging} == \
-        {k: v for k, v in seed["train"].items() if k not in logging}
+    assert fixed_model.pop("g_norm_order") == "bn-act"
+    assert fixed_model == seed["model"]  # same architecture otherwise
+    logging = {"log_every", "sample_every", "checkpoint_every"}  # how often it reports is not the recipe
+    fixed_train = {k: v for k, v in fixed["train"].items() if k not in logging}
+    assert fixed_train.pop("betas_g") == fixed_train.pop("betas_d") == [0.5, 0.999]
+    assert fixed_train == {k: v for k, v in seed["train"].items() if k not in logging | {"betas_g", "betas_d"}}
     assert fixed["loss"] == seed["loss"] and fixed["data"] == seed["data"]
     config_from_dict(fixed)  # and it validates
 
