@@ -7,9 +7,11 @@ written by one world size resumes on another.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,33 @@ def test_sync_batchnorm_on_gloo_and_two_to_one_resume(tmp_path):
     # Written by two processes, continued by one (the checkpoint holds plain BatchNorm weights and buffers).
     assert main(["train", "--resume", str(tmp_path / "split"), "--steps", "20"]) == 0
     assert_close(load_checkpoint(straight.run_dir), load_checkpoint(tmp_path / "split"), atol=1e-4)
+
+
+def test_session_frees_what_holds_the_group_before_destroying_it(monkeypatch):
+    """What sits in a reference cycle and holds the group (a finished Trainer's DDP reducers) is collected before
+    the group is destroyed, not by the collector at interpreter exit, where gloo's threads can abort the process."""
+
+    class Holder:  # a Trainer's stand-in: in a cycle, so only a collection frees it
+        pass
+
+    alive_at_destroy: list[bool] = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kwargs: None)
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: alive_at_destroy.append(ref() is not None))
+    monkeypatch.setattr(distributed, "info", lambda: distributed.DistInfo())
+    was_enabled = gc.isenabled()
+    gc.disable()  # only the session's own collection may free the cycle
+    try:
+        with distributed.session("cpu"):
+            holder = Holder()
+            holder.cycle = holder
+            ref = weakref.ref(holder)
+            del holder
+        assert alive_at_destroy == [False]
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def test_global_batchnorm_is_batchnorm_in_one_process():
