@@ -48,22 +48,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gan_runs import REPO, build_config, diversity, machine, train_timed  # noqa: E402
 from ganforge.saved import load_sampler  # noqa: E402
 
+# The three changes that make up `seed001-fixed`, each a variant alone and in the combinations below.
+NO_D_BN = ["model.d_batchnorm=false"]  # D without batch norm (the TF DCGAN tutorial's D, which the seed follows)
+G_BN_BEFORE_RELU = ["model.g_norm_order=bn-act"]  # G's batch norm before its ReLU (Radford et al.)
+BETAS_05 = ["train.betas_g=[0.5, 0.999]", "train.betas_d=[0.5, 0.999]"]  # Adam beta1 0.5 (Radford et al.)
+
 VARIANTS: dict[str, list[str]] = {
     "seed": [],
-    "no-d-bn": ["model.d_batchnorm=false"],
+    "no-d-bn": NO_D_BN,
     "d-bn-before-act": ["model.d_norm_order=bn-act"],
-    "g-bn-before-relu": ["model.g_norm_order=bn-act"],
+    "g-bn-before-relu": G_BN_BEFORE_RELU,
     "dcgan-init": ["model.init=dcgan"],
-    "betas-0.5": ["train.betas_g=[0.5, 0.999]", "train.betas_d=[0.5, 0.999]"],
+    "betas-0.5": BETAS_05,
     # Two changes: D without batch norm (its one-change fix) plus dropout 0.3 in D, the TF DCGAN tutorial's D.
-    "no-d-bn-dropout": ["model.d_batchnorm=false", "model.d_dropout=0.3"],
-    "no-d-bn-betas-0.5": ["model.d_batchnorm=false", "train.betas_g=[0.5, 0.999]", "train.betas_d=[0.5, 0.999]"],
-    "no-d-bn-g-bn-before-relu": ["model.d_batchnorm=false", "model.g_norm_order=bn-act"],
-    "g-bn-before-relu-betas-0.5": ["model.g_norm_order=bn-act", "train.betas_g=[0.5, 0.999]",
-                                   "train.betas_d=[0.5, 0.999]"],
+    "no-d-bn-dropout": [*NO_D_BN, "model.d_dropout=0.3"],
+    "no-d-bn-betas-0.5": NO_D_BN + BETAS_05,
+    "no-d-bn-g-bn-before-relu": NO_D_BN + G_BN_BEFORE_RELU,
+    "g-bn-before-relu-betas-0.5": G_BN_BEFORE_RELU + BETAS_05,
     # The three changes together: what the `seed001-fixed` preset sets.
-    "fixed": ["model.d_batchnorm=false", "model.g_norm_order=bn-act", "train.betas_g=[0.5, 0.999]",
-              "train.betas_d=[0.5, 0.999]"],
+    "fixed": NO_D_BN + G_BN_BEFORE_RELU + BETAS_05,
 }
 
 
