@@ -83,18 +83,6 @@ class OldInception(nn.Module):
         return {"features": self.layers(old_to_inception_input(images)).reshape(-1, 2048)}
 
 
-class Bf16Inception(nn.Module):
-    """The fast network cast to bfloat16 (input too), features back in float32. Measured, not the default."""
-
-    def __init__(self, fast: nn.Module) -> None:
-        super().__init__()
-        self.net = copy.deepcopy(fast).to(torch.bfloat16)
-
-    def forward(self, images: Tensor) -> dict[str, Tensor]:
-        x = to_inception_input(images, channels_last=True).to(torch.bfloat16)
-        return {"features": self.net(x).float().reshape(-1, 2048)}
-
-
 # ---------------------------------------------------------------------------------------------- helpers
 
 
@@ -272,7 +260,7 @@ def bench_fid(images: Tensor, ext: InceptionExtractor, ext_torch: InceptionExtra
     if ext.runtime == "onnxruntime":
         paths["ort"] = (ext, ext.default_batch_size)  # the default with onnxruntime installed
     if bf16:
-        paths["bf16"] = (Bf16Inception(ext.fast_layers), ext.default_batch_size)
+        paths["bf16"] = (InceptionExtractor(ext.path, precision="bf16"), ext.default_batch_size)  # opt-in
     for net, batch in paths.values():  # warm-up on a full and a short batch, twice (TorchScript profiling)
         for _ in range(2):
             extract(net, images[:batch], batch_size=batch, progress=False)

@@ -61,6 +61,8 @@ def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict:
            "domain_fid": round(domain["fid"], 3), "precision": round(domain["precision"], 3),
            "recall": round(domain["recall"], 3), "num_domain": args.num_domain,
            "curve": [(round(e["train_cpu_s"] / 60, 2), e["step"], round(e["fid"], 2)) for e in run.curve]}
+    if args.set:
+        row["overrides"] = list(args.set)  # a row made with --set is not the preset as shipped: say so
     if not args.skip_inception:
         row |= inception_fid(fake, test, seed, args)
     row["eval_cpu_min"] = round((time.process_time() - cpu) / 60, 1)
@@ -103,7 +105,8 @@ def table(rows: list[dict]) -> str:
              "| recall | published best | goal |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         inc = f"{r['inception_fid']} (N = {r['num_inception']})" if "inception_fid" in r else "not run"
-        lines.append(f"| {r['preset']} | {r['seed']} | {r['steps']} | {r['train_cpu_min']} | {inc} | "
+        preset = r["preset"] + "".join(f" `{o}`" for o in r.get("overrides", []))
+        lines.append(f"| {preset} | {r['seed']} | {r['steps']} | {r['train_cpu_min']} | {inc} | "
                      f"{r['domain_fid']} | {r['precision']} | {r['recall']} | {PUBLISHED.get(r['preset'], '')} | "
                      f"<= {GOALS.get(r['preset'], '')} |")
     lines.append("")

@@ -49,6 +49,7 @@ def test_dotted_overrides_are_typed_and_applied():
         ("train.progress=maybe", "train.progress"),
         ("loss.real_label=1.5", "loss.real_label"),
         ("train.lr_schedule=sometimes", "train.lr_schedule"),
+        ("eval.features=clip", "eval.features must be one of domain, inception, inception-bf16"),
     ],
 )
 def test_invalid_values_name_the_key(override, needle):
@@ -56,6 +57,12 @@ def test_invalid_values_name_the_key(override, needle):
     apply_override(raw, override)
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.").replace("[", r"\[")):
         config_from_dict(raw)
+
+
+def test_bf16_inception_features_are_a_valid_eval_choice():
+    raw = load_preset("default")
+    apply_override(raw, "eval.features=inception-bf16")
+    assert config_from_dict(raw).eval.features == "inception-bf16"
 
 
 def test_unknown_family_lists_valid_ones():

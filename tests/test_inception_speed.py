@@ -51,3 +51,27 @@ def test_onnxruntime_without_the_fast_path_is_refused():
     # onnxruntime runs the folded copy; fast=False must not quietly fall back to the TorchScript
     with pytest.raises(ValueError, match="needs fast=True"):
         InceptionExtractor(INCEPTION, fast=False, runtime="onnxruntime")
+
+
+def test_bf16_precision_is_close_to_fp32_but_keyed_apart(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path))
+    g = torch.Generator().manual_seed(2)
+    images = torch.randint(0, 256, (4, 1, 28, 28), generator=g, dtype=torch.uint8)
+    fp32, bf16 = InceptionExtractor(INCEPTION, runtime="torch"), InceptionExtractor(INCEPTION, precision="bf16")
+    assert bf16.runtime == "torch-fast-bf16" and bf16.fast_layers.w0.dtype == torch.bfloat16
+    assert bf16.name == fp32.name + "-bf16"  # other features: reference statistics must not be shared
+    with torch.inference_mode():
+        a, b = fp32(images)["features"], bf16(images)["features"]
+    assert b.dtype == torch.float32 and b.shape == (4, 2048)
+    relative = ((a - b).norm() / a.norm()).item()
+    assert 0 < relative < 0.15  # bf16 rounding moves the features a little (~5% measured), never to garbage
+    assert not torch.equal(b[0], b[1])
+
+
+def test_bf16_precision_runs_on_torch_only_and_unknown_precisions_are_refused():
+    with pytest.raises(ValueError, match="unknown Inception precision 'int8'"):
+        InceptionExtractor(INCEPTION, precision="int8")
+    with pytest.raises(ValueError, match="needs fast=True and no onnxruntime"):
+        InceptionExtractor(INCEPTION, precision="bf16", runtime="onnxruntime")
+    with pytest.raises(ValueError, match="needs fast=True and no onnxruntime"):
+        InceptionExtractor(INCEPTION, precision="bf16", fast=False)

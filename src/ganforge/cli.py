@@ -323,8 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", help="comma-separated metric names (default: fid,kid,pr; modes,pr for 2D points)")
     p.add_argument("--num", type=int, help="samples to generate (default 10000) or to read from --fake (default all)")
     p.add_argument("--num-real", type=int, help="a seeded subset of this many real samples (default: all)")
-    p.add_argument("--features", default="domain", choices=["domain", "inception"],
-                   help="image features: domain (fast CPU classifier, MNIST/Fashion) or inception (the FID network)")
+    p.add_argument("--features", default="domain", choices=["domain", "inception", "inception-bf16"],
+                   help="image features: domain (fast CPU classifier, MNIST/Fashion), inception (the FID network) "
+                   "or inception-bf16 (that network in bfloat16: faster on CPUs with native bf16; other features, "
+                   "not for published comparisons)")
     p.add_argument("--resize", default="clean", choices=["clean", "legacy"],
                    help="Inception resize protocol: clean (antialiased bicubic) or legacy (bilinear, as TF)")
     p.add_argument("--inception", help="Inception weights file (default: $GANFORGE_INCEPTION, cache, download)")

@@ -185,20 +185,20 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=list)  # metric names, e.g. [fid, kid, pr] or [modes] for toy data
     num: int = 2000  # generated samples per evaluation (from the EMA of G when the run keeps one)
     num_real: int | None = 10_000  # real training samples compared with (a seeded subset); None: all of them
-    features: str = "domain"  # feature extractor for image metrics: "domain" (fast CPU classifier) or "inception"
+    features: str = "domain"  # image metrics' features: "domain" (fast CPU classifier), "inception" or "inception-bf16"
     resize: str = "clean"  # Inception resize protocol: "clean" (antialiased bicubic) or "legacy" (bilinear)
     best_metric: str | None = None  # a result key (fid, kid, modes, high_quality, ...): kept as checkpoints/best.pt
     patience: int = 0  # stop after this many evaluations without improving best_metric; 0: never stop early
 
     def validate(self) -> None:
-        from ganforge.metrics.base import RESULT_KEYS, expand_metric_names
+        from ganforge.metrics.base import FEATURES, RESULT_KEYS, expand_metric_names
 
         if self.every < 0 or self.patience < 0:
             raise ConfigError("eval.every and eval.patience must be >= 0")
         positive("eval.num", self.num)
         positive("eval.num_real", self.num_real, allow_none=True)
-        if self.features not in ("domain", "inception"):
-            raise ConfigError(f"eval.features must be 'domain' or 'inception', got {self.features!r}")
+        if self.features not in FEATURES:
+            raise ConfigError(f"eval.features must be one of {', '.join(FEATURES)}, got {self.features!r}")
         if self.resize not in ("clean", "legacy"):
             raise ConfigError(f"eval.resize must be 'clean' or 'legacy', got {self.resize!r}")
         metrics = keyed("eval.metrics", lambda: expand_metric_names(self.metrics))

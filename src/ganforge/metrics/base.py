@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 METRICS: Registry[Callable[[EvalContext], dict[str, float]]] = Registry("metric")
 
 
+# Image feature extractors by name: "domain" (the dataset's small CNN), "inception" (the TF FID network, fp32: the
+# published protocol's features) and "inception-bf16" (the same network in bfloat16: faster on CPUs with native
+# bf16, other features; inception.py says how far apart).
+FEATURES = ("domain", "inception", "inception-bf16")
+
+
 def cache_dir() -> Path:
     """Downloads, classifiers and reference statistics live here: $GANFORGE_CACHE or ~/.cache/ganforge."""
     env = os.environ.get("GANFORGE_CACHE")
