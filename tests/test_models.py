@@ -42,6 +42,31 @@ def test_seed001_architecture(shape):
     assert [m.weight.shape[-1] for m in G.convs if isinstance(m, torch.nn.ConvTranspose2d)] == [5, 5, 5]
 
 
+@pytest.mark.parametrize("shape,doublings", [((1, 28, 28), 2), ((3, 32, 48), 3)])
+def test_dcgan_resize_upsampling_has_no_transposed_convs(shape, doublings):
+    G, D = build("dcgan", DataSpec(shape=shape), latent_dim=16, g_channels=8, d_channels=8, g_upsample="resize")
+    x = G(torch.randn(4, 16))
+    assert x.shape == (4, *shape) and x.min() >= -1 and x.max() <= 1
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+    k = sum(isinstance(m, torch.nn.Upsample) for m in G.modules())
+    assert k == doublings and [m.kernel_size for m in G.modules() if isinstance(m, torch.nn.Conv2d)] == [(3, 3)] * k
+    # nearest-neighbour x2 then a 3x3 conv: every output pixel sees the same number of input pixels, so a
+    # constant map stays constant away from the borders (a 4x4 stride-2 transposed conv gives a checkerboard)
+    from ganforge.models.dcgan import upsample_conv
+
+    layer = upsample_conv(1, 1, how="resize", bias=False)
+    torch.nn.init.constant_(layer[1].weight, 1.0)
+    out = layer(torch.ones(1, 1, 6, 6))[0, 0, 1:-1, 1:-1]
+    assert out.shape == (10, 10) and torch.all(out == 9.0)
+
+
+def test_dcgan_rejects_unknown_upsampling():
+    from ganforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.g_upsample must be one of transposed, resize, got 'bilinear'"):
+        build("dcgan", DataSpec(shape=(1, 28, 28)), g_upsample="bilinear")
+
+
 def test_dcgan_rejects_points():
     from ganforge.errors import ConfigError
 

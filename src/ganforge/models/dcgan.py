@@ -38,12 +38,27 @@ class DCGANConfig(ModelConfig):
     d_channels: int = 64  # D width at full resolution (ndf); doubles per halving of resolution
     max_channels: int = 512  # cap on any layer's width
     d_batchnorm: bool = True  # batch norm in D (off for WGAN-GP, whose penalty is per-sample)
+    # How G doubles its resolution: "transposed" (DCGAN: 4x4 stride-2 transposed conv) or "resize" (nearest-
+    # neighbour upsampling, then a 3x3 conv: Odena et al. 2016's resize-convolution, no uneven kernel overlap)
+    g_upsample: str = "transposed"
 
     def validate(self) -> None:
         super().validate()
         for name in ("g_channels", "d_channels", "max_channels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"model.{name} must be > 0, got {getattr(self, name)}")
+        if self.g_upsample not in G_UPSAMPLES:
+            raise ConfigError(f"model.g_upsample must be one of {', '.join(G_UPSAMPLES)}, got {self.g_upsample!r}")
+
+
+G_UPSAMPLES = ("transposed", "resize")  # DCGAN's transposed conv, or nearest-neighbour upsampling + 3x3 conv
+
+
+def upsample_conv(c_in: int, c_out: int, *, how: str, bias: bool) -> nn.Module:
+    """A layer that doubles height and width: 4x4 stride-2 transposed conv, or nearest x2 then 3x3 conv."""
+    if how == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias))
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)
 
 
 class DCGANGenerator(Generator):
@@ -63,7 +78,7 @@ class DCGANGenerator(Generator):
         for i in range(k):
             last = i == k - 1
             out = channels if last else widths[i + 1]
-            blocks.append(nn.ConvTranspose2d(widths[i], out, 4, 2, 1, bias=last))
+            blocks.append(upsample_conv(widths[i], out, how=config.g_upsample, bias=last))
             blocks += [nn.Tanh()] if last else [nn.BatchNorm2d(out), nn.ReLU(True)]
         if k == 0:  # tiny images: a single 3x3 conv to the output channels
             blocks = [nn.Conv2d(widths[0], channels, 3, 1, 1), nn.Tanh()]
