@@ -32,8 +32,8 @@ from gan_runs import machine  # noqa: E402
 from ganforge.config import config_from_dict, parse_yaml  # noqa: E402
 from ganforge.metrics.evaluate import evaluate  # noqa: E402
 from ganforge.metrics.sources import resolve_real  # noqa: E402
-from ganforge.saved import load_sampler  # noqa: E402
-from ganforge.train.checkpoint import load_checkpoint  # noqa: E402
+from ganforge.saved import sampler_from_state  # noqa: E402
+from ganforge.train.checkpoint import load_checkpoint, resolve_checkpoint  # noqa: E402
 
 FAINT = (1, 13)  # uint8 values counted as faint: 1..12 of 255 (under 5% of full ink)
 INK = 128  # uint8 value from which a pixel counts as ink
@@ -79,8 +79,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"# sample_diagnostics: {args.run}, seed {args.seed}; {machine()}", flush=True)
 
-    sampler = load_sampler(args.run)
-    dataset = _dataset_of(args.run) + ":test"
+    state, source = load_checkpoint(args.run), resolve_checkpoint(args.run)  # read once; each sampler is a fresh copy
+    dataset = config_from_dict(parse_yaml(state["config"], str(source))).data.name + ":test"
+    sampler = sampler_from_state(state, source)
     sample_seed = 10_000 + args.seed
     out: dict = {"run": str(args.run), "seed": args.seed, "num": args.num, "machine": machine(), "bn": {}}
 
@@ -99,11 +100,11 @@ def main() -> None:
         return fake
 
     fake = domain("ema, eval mode (shipped)", sampler)
-    domain("live G, eval mode", load_sampler(args.run, use_ema=False))
-    recalibrated = load_sampler(args.run)
+    domain("live G, eval mode", sampler_from_state(state, source, use_ema=False))
+    recalibrated = sampler_from_state(state, source)
     standing_statistics(recalibrated.nets["G"], batches=args.calibration_batches, batch_size=64, seed=123)
     domain("ema, standing statistics", recalibrated)
-    domain("ema, batch statistics (train mode)", load_sampler(args.run), batch_stats=True)
+    domain("ema, batch statistics (train mode)", sampler_from_state(state, source), batch_stats=True)
 
     test = resolve_real(dataset, data_root=args.data_root).data[: args.num]  # uint8 (N, C, H, W)
     out["faint"] = {"generated": faint_stats(fake), "test": faint_stats(test)}
@@ -122,12 +123,6 @@ def main() -> None:
             print(f"{args.features} FID, {n} vs {n} test, {name}: {r['fid']:.2f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
-
-
-def _dataset_of(run: Path) -> str:
-    """The dataset name the run trained on, from the config stored in its checkpoint."""
-    state = load_checkpoint(run)
-    return config_from_dict(parse_yaml(state["config"], str(run))).data.name
 
 
 if __name__ == "__main__":
