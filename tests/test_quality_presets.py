@@ -8,7 +8,7 @@ from ganforge.cli import main
 from ganforge.config import config_from_dict, load_preset, preset_description
 from ganforge.models import FAMILIES, DataSpec
 
-PRESETS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "seed001-fixed": "mnist"}
+PRESETS = {"mnist": "mnist", "mnist-fast": "mnist", "fashion-mnist": "fashion-mnist", "seed001-fixed": "mnist"}
 
 
 @pytest.mark.parametrize("name, dataset", list(PRESETS.items()))
@@ -29,7 +29,7 @@ def test_preset_networks_build_for_28x28(name):
     assert x.shape == (2, 1, 28, 28) and D(x).shape == (2,)
 
 
-@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "seed001-fixed", "seed001"])
+@pytest.mark.parametrize("name", ["mnist", "mnist-fast", "fashion-mnist", "seed001-fixed", "seed001"])
 def test_descriptions_state_measured_figures(name):
     text = preset_description(name)
     assert "FID" in text or "collapse" in text  # the measured figure (or, for seed001, the measured failure)
