@@ -236,13 +236,13 @@ def main() -> None:
     print(f"# time to quality: {args.cpu_seconds:.0f} CPU-s each, snapshots of {args.snapshot_num} every "
           f"{args.snapshot_every:.0f} CPU-s; {machine()}", flush=True)
     results: dict[str, list | str] = {}
-    start = time.perf_counter()
+    start, finished = time.perf_counter(), {}
     if args.jobs > 1:  # each contestant in its own process; CPU time is per process, so the budgets stay equal
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {name: pool.submit(run_contestant, name, args) for name in args.contestants}
             finished = {name: future.result() for name, future in futures.items()}
     for name in args.contestants:
-        snaps = finished[name] if args.jobs > 1 else run_contestant(name, args)
+        snaps = finished[name] if name in finished else run_contestant(name, args)
         if isinstance(snaps, str):
             results[name] = snaps
             print(f"{name}: {snaps}", flush=True)
