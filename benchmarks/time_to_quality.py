@@ -3,8 +3,8 @@
 Contestants, one after another (or --jobs at once, one process each), each single-threaded for --cpu-seconds of
 process CPU time (sampling excluded):
 
-    ganforge   --preset (`mnist` by default, with the 8,000-step LR decay the 2026-12-04 race used; `mnist-fast`,
-               the preset sized for 15 CPU-minutes) through ganforge's Trainer (its EMA generator is what it samples)
+    ganforge   --preset (`mnist` by default, as the 2026-12-04 race ran it: RACE_PINS; `mnist-fast`, the preset sized
+               for 15 CPU-minutes) through ganforge's Trainer (its EMA generator is what it samples)
     pytorch    a pytorch/examples-style DCGAN loop written here (PeerG / PeerD below: the examples' dcgan
                main.py at 28x28 - ConvT from 1x1, batch norm, BCE, Adam 2e-4 (0.5, 0.999), batch 64, N(0, 0.02))
     keras      seed 001's own Keras code (benchmarks/keras_seed001.py in benchmarks/.venv-tf, tensorflow-cpu)
@@ -77,9 +77,10 @@ class Snapshots:
 # --------------------------------------------------------------------------------------------- contestants
 
 
-# Overrides a preset races with by default: `mnist` keeps the 8,000-step LR decay of the recorded 2026-12-04 race
-# (it now ships 17,000 steps, a schedule for 60 CPU-minutes, not for a 15-minute race).
-RACE_PINS = {"mnist": ["train.steps=8000"]}
+# Overrides a preset races with by default: `mnist` races as it was in the recorded 2026-12-04 race (64 channels,
+# Adam 2e-4, no EMA ramp-up, an 8,000-step LR decay); it now ships a 45,000-step, 32-channel recipe for 60 CPU-minutes.
+RACE_PINS = {"mnist": ["model.g_channels=64", "model.d_channels=64", "train.lr_g=2e-4", "train.lr_d=2e-4",
+                       "train.ema_rampup=0", "train.steps=8000"]}
 
 
 def run_ganforge(args: argparse.Namespace) -> Snapshots:
@@ -228,8 +229,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="contestants run at once, one process each (1: one after another)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override the ganforge contestant's preset; `mnist` races with train.steps=8000 unless "
-                             "this sets it (train.steps=4500: an LR decay sized for the budget; train.ema_rampup=0.05)")
+                        help="override the ganforge contestant's preset (after RACE_PINS; train.steps=4500: an LR "
+                             "decay sized for the budget; train.ema_rampup=0.05)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
