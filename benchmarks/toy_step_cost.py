@@ -15,6 +15,7 @@ everything else (launches, elementwise ops, Adam).
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -91,12 +92,13 @@ def main() -> None:
             trainer.step += 1
 
         bare = BareLoop(cfg.train.batch_size, cfg.model.g_hidden)
-        cpu_ms_per_step(trainer_step, 50), cpu_ms_per_step(bare.step, 50)  # warm-up
+        for warm_up in (trainer_step, bare.step):
+            cpu_ms_per_step(warm_up, 50)
         rows = []
         for r in range(args.rounds):
             rows.append((cpu_ms_per_step(trainer_step, args.steps), cpu_ms_per_step(bare.step, args.steps)))
             print(f"round {r}: ganforge {rows[-1][0]:.2f} CPU-ms/step, bare loop {rows[-1][1]:.2f}", flush=True)
-    ours, floor = sorted(a for a, _ in rows)[len(rows) // 2], sorted(b for _, b in rows)[len(rows) // 2]
+    ours, floor = statistics.median(a for a, _ in rows), statistics.median(b for _, b in rows)
     print(f"median: ganforge {ours:.2f}, bare loop {floor:.2f} CPU-ms/step, ratio {ours / floor:.2f}; 20,000 steps "
           f"= {ours * 20:.0f} / {floor * 20:.0f} CPU-s (the 30-s goal needs 1.5 ms/step)")
     if not args.no_profile:
