@@ -88,3 +88,44 @@ def test_config_yaml_round_trip():
     cfg = config_from_dict(load_preset("toy-grid"))
     again = config_from_dict(yaml.safe_load(cfg.to_yaml()))
     assert again == cfg
+
+
+def test_extends_deep_merges_the_named_preset_under_the_variant():
+    base, fast = load_preset("mnist"), load_preset("mnist-fast")
+    assert "extends" not in fast
+    assert fast["train"]["steps"] == 12000 and base["train"]["steps"] != 12000
+    assert fast["model"] == base["model"] and fast["loss"] == base["loss"]  # inherited whole
+    assert fast["train"]["lr_g"] == base["train"]["lr_g"]  # inherited key by key inside a merged section
+    assert load_preset("seed001-fixed")["model"]["family"] == "seed001"
+
+
+@pytest.fixture
+def preset_folder(tmp_path, monkeypatch):
+    """Presets read from tmp_path instead of the package, to test broken `extends` chains."""
+    import ganforge.config as C
+
+    monkeypatch.setattr(C.resources, "files", lambda package: tmp_path)
+    return tmp_path
+
+
+def test_extends_chains_and_later_files_win(preset_folder):
+    (preset_folder / "a.yaml").write_text("train: {steps: 1, lr_g: 0.1}\nloss: {name: hinge}\n")
+    (preset_folder / "b.yaml").write_text("extends: a\ntrain: {steps: 2}\n")
+    (preset_folder / "c.yaml").write_text("extends: b\nloss: {name: wgan}\n")
+    assert load_preset("c") == {"train": {"steps": 2, "lr_g": 0.1}, "loss": {"name": "wgan"}}
+
+
+@pytest.mark.parametrize(
+    ("files", "needle"),
+    [
+        ({"a": "extends: a\n"}, "cycle: a -> a"),
+        ({"a": "extends: b\n", "b": "extends: a\n"}, "cycle: a -> b -> a"),
+        ({"a": "extends: nowhere\n"}, "extends must name a preset, got 'nowhere'"),
+        ({"a": "extends: [b]\n", "b": "{}\n"}, "extends must name a preset"),
+    ],
+)
+def test_broken_extends_is_one_clear_error(preset_folder, files, needle):
+    for name, text in files.items():
+        (preset_folder / f"{name}.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[")):
+        load_preset("a")

@@ -285,12 +285,23 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("ganforge.presets").iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset(name: str) -> dict[str, Any]:
+def load_preset(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A preset's sections, with `extends: <preset>` resolved: the named preset's sections deep-merged under this
+    file's (so a variant such as `mnist-fast` states only what differs from `mnist`)."""
     names = preset_names()
     if name not in names:
         raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(names)}")
     text = resources.files("ganforge.presets").joinpath(f"{name}.yaml").read_text()
-    return parse_yaml(text, f"preset {name}")
+    raw = parse_yaml(text, f"preset {name}")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    chain = (*_seen, name)
+    if not isinstance(parent, str) or parent not in names:
+        raise ConfigError(f"preset {name}: extends must name a preset, got {parent!r}; valid: {', '.join(names)}")
+    if parent in chain:
+        raise ConfigError(f"preset {name}: extends forms a cycle: {' -> '.join((*chain, parent))}")
+    return merge(load_preset(parent, chain), raw)
 
 
 def preset_description(name: str) -> str:
