@@ -285,9 +285,14 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("ganforge.presets").iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+def load_preset(name: str) -> dict[str, Any]:
     """A preset's sections, with `extends: <preset>` resolved: the named preset's sections deep-merged under this
     file's (so a variant such as `mnist-fast` states only what differs from `mnist`)."""
+    return _resolve_preset(name, ())
+
+
+def _resolve_preset(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
+    """`load_preset`, with the presets already on this `extends` chain (`seen`) to catch a cycle."""
     names = preset_names()
     if name not in names:
         raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(names)}")
@@ -296,12 +301,12 @@ def load_preset(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
-    chain = (*_seen, name)
+    chain = (*seen, name)
     if not isinstance(parent, str) or parent not in names:
         raise ConfigError(f"preset {name}: extends must name a preset, got {parent!r}; valid: {', '.join(names)}")
     if parent in chain:
         raise ConfigError(f"preset {name}: extends forms a cycle: {' -> '.join((*chain, parent))}")
-    return merge(load_preset(parent, chain), raw)
+    return merge(_resolve_preset(parent, chain), raw)
 
 
 def preset_description(name: str) -> str:
