@@ -285,6 +285,11 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("ganforge.presets").iterdir() if p.name.endswith(".yaml"))
 
 
+def _preset_text(name: str) -> str:
+    """The preset file's text, as shipped in the package."""
+    return resources.files("ganforge.presets").joinpath(f"{name}.yaml").read_text()
+
+
 def load_preset(name: str) -> dict[str, Any]:
     """A preset's sections, with `extends: <preset>` resolved: the named preset's sections deep-merged under this
     file's (so a variant such as `mnist-fast` states only what differs from `mnist`)."""
@@ -296,8 +301,7 @@ def _resolve_preset(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
     names = preset_names()
     if name not in names:
         raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(names)}")
-    text = resources.files("ganforge.presets").joinpath(f"{name}.yaml").read_text()
-    raw = parse_yaml(text, f"preset {name}")
+    raw = parse_yaml(_preset_text(name), f"preset {name}")
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
@@ -311,7 +315,7 @@ def _resolve_preset(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
 
 def preset_description(name: str) -> str:
     """The preset file's first comment line: what `ganforge presets` prints beside the name."""
-    text = resources.files("ganforge.presets").joinpath(f"{name}.yaml").read_text()
+    text = _preset_text(name)
     first = text.splitlines()[0] if text else ""
     return first.lstrip("# ").strip() if first.startswith("#") else ""
 
