@@ -11,7 +11,8 @@ the ratios measured side by side are what counts):
 2. network variants, speed only, on the same preprocessed images: the TorchScript as loaded (today), with
    no_grad instead of inference_mode, channels_last input, torch.jit.freeze, optimize_for_inference, the
    folded frozen graph, the fast fx path at several batch sizes, with 1 thread, in bfloat16 (not the default:
-   see the FID part), and torch.compile (--compile only).
+   see the FID part), onnxruntime and (when installed) OpenVINO in f32 on the same ONNX file, and
+   torch.compile (--compile only).
 3. FID: --fid-num MNIST test images against the next --fid-num, extracted by today's path (extract() at its
    batch size 32), by the fast fx path on torch and by the default InceptionExtractor (the fx path exported to
    onnxruntime, when that is installed), chunk by chunk in alternating order: images/s of
@@ -158,6 +159,22 @@ def bench_resize(images: Tensor, batch: int, rounds: int) -> None:
     line("  (values identical: checked with torch.equal)")
 
 
+def openvino_conv_stack(onnx_file: Path, threads: int) -> Callable[[Tensor], Tensor] | None:
+    """The exported Inception compiled by OpenVINO's CPU plugin in float32, or None when openvino is not installed."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    core = openvino.Core()
+    # f32 pinned: on CPUs with AMX the plugin would otherwise run bf16, i.e. other features
+    compiled = core.compile_model(
+        core.read_model(str(onnx_file)),
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"},
+    )
+    return lambda x: torch.from_numpy(compiled(x.contiguous().numpy())[0])
+
+
 def bench_network(images: Tensor, ext: InceptionExtractor, batch_sizes: list[int], rounds: int,
                   compile_: bool, num_threads: int) -> None:  # fmt: skip
     line(f"\n## 2. network only, {len(images)} preprocessed images, {rounds} round(s), variants interleaved")
@@ -213,6 +230,9 @@ def bench_network(images: Tensor, ext: InceptionExtractor, batch_sizes: list[int
         for bs in batch_sizes:
             variants[f"fast fx path exported to onnxruntime, batch {bs}"] = run(ext.onnx_layers, bs)
         variants[f"onnxruntime, 1 thread, batch {default}"] = run(ext.onnx_layers, default, threads=1)
+        openvino_net = openvino_conv_stack(ext.onnx_layers.onnx_file, num_threads)
+        if openvino_net is not None:  # another fp32 runtime, timed beside onnxruntime; not a dependency
+            variants[f"the same ONNX file on OpenVINO (f32), batch {default}"] = run(openvino_net, default)
     if compile_:
         import torch._inductor.config as inductor_config
 
