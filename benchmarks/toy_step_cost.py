@@ -4,8 +4,9 @@ Issue 15 asks for `toy-grid` / `toy-ring` to reach their quality in <= 30 s; the
 needs ~1.5 ms a step. This measures, in one process and one thread, interleaved in rounds so that machine noise hits
 both alike: CPU-ms per step of (a) ganforge's Trainer on the `toy-grid` preset (`run_step`, as `ganforge train` runs
 it, without logging or evaluation) and (b) a bare loop written here with the preset's networks and recipe (3 x 128
-MLPs, batch 256, non-saturating loss, R1 every 4th D step, Adam with foreach) - the floor of eager PyTorch for this
-recipe. Then a torch.profiler table of the bare loop: how much is matrix multiplication (arithmetic) and how much
+MLPs, batch 256, non-saturating loss, R1 every 4th D step, fused Adam as the trainer uses) - the floor of eager
+PyTorch for this recipe - and (c) the same bare loop with foreach (multi-tensor) Adam, the trainer's optimizer until
+2026-12-07. Then a torch.profiler table of the bare loop: how much is matrix multiplication (arithmetic) and how much
 everything else (launches, elementwise ops, Adam).
 
     python benchmarks/toy_step_cost.py                   # 5 rounds of 400 steps each
@@ -41,11 +42,12 @@ def mlp(inputs: int, hidden: int, outputs: int, act: type[nn.Module] | None = No
 class BareLoop:
     """The preset's recipe in a dozen lines: the floor of eager PyTorch for one step of it."""
 
-    def __init__(self, batch: int = 256, width: int = 128) -> None:
+    def __init__(self, batch: int = 256, width: int = 128, *, fused: bool = True) -> None:
         self.batch = batch
         self.G, self.D = mlp(2, width, 2, nn.ReLU), mlp(2, width, 1)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), 1e-3, betas=(0.5, 0.999), foreach=True)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), 1e-3, betas=(0.5, 0.999), foreach=True)
+        adam = {"fused": True} if fused else {"foreach": True}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), 1e-3, betas=(0.5, 0.999), **adam)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), 1e-3, betas=(0.5, 0.999), **adam)
         self.step_index = 0
 
     def step(self) -> None:
@@ -92,15 +94,19 @@ def main() -> None:
             trainer.step += 1
 
         bare = BareLoop(cfg.train.batch_size, cfg.model.g_hidden)
-        for warm_up in (trainer_step, bare.step):
+        bare_foreach = BareLoop(cfg.train.batch_size, cfg.model.g_hidden, fused=False)
+        for warm_up in (trainer_step, bare.step, bare_foreach.step):
             cpu_ms_per_step(warm_up, 50)
         rows = []
         for r in range(args.rounds):
-            rows.append((cpu_ms_per_step(trainer_step, args.steps), cpu_ms_per_step(bare.step, args.steps)))
-            print(f"round {r}: ganforge {rows[-1][0]:.2f} CPU-ms/step, bare loop {rows[-1][1]:.2f}", flush=True)
-    ours, floor = statistics.median(a for a, _ in rows), statistics.median(b for _, b in rows)
+            rows.append(tuple(cpu_ms_per_step(step, args.steps) for step in (trainer_step, bare.step,
+                                                                               bare_foreach.step)))
+            print(f"round {r}: ganforge {rows[-1][0]:.2f} CPU-ms/step, bare loop {rows[-1][1]:.2f}, bare loop with "
+                  f"foreach Adam {rows[-1][2]:.2f}", flush=True)
+    ours, floor, foreach = (statistics.median(row[i] for row in rows) for i in range(3))
     print(f"median: ganforge {ours:.2f}, bare loop {floor:.2f} CPU-ms/step, ratio {ours / floor:.2f}; 20,000 steps "
-          f"= {ours * 20:.0f} / {floor * 20:.0f} CPU-s (the 30-s goal needs 1.5 ms/step)")
+          f"= {ours * 20:.0f} / {floor * 20:.0f} CPU-s (the 30-s goal needs 1.5 ms/step); bare loop with foreach "
+          f"Adam {foreach:.2f} ({foreach / floor:.2f}x fused)")
     if not args.no_profile:
         from torch.profiler import ProfilerActivity, profile
 
