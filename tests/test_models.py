@@ -67,6 +67,27 @@ def test_dcgan_rejects_unknown_upsampling():
         build("dcgan", DataSpec(shape=(1, 28, 28)), g_upsample="bilinear")
 
 
+@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 4, 4)])
+def test_dcgan_clamp_output_reaches_the_data_range_ends(shape):
+    """g_output=clamp: pre-activations beyond +-1 give exactly -1 / 1 (a white or black background), where tanh
+    only approaches them; within the range it is the identity, and the weights are those of the tanh G."""
+    from ganforge.errors import ConfigError
+
+    G, _ = build("dcgan", DataSpec(shape=shape), latent_dim=16, g_channels=8, d_channels=8, g_output="clamp")
+    tanh_G, _ = build("dcgan", DataSpec(shape=shape), latent_dim=16, g_channels=8, d_channels=8)
+    assert G.state_dict().keys() == tanh_G.state_dict().keys()  # no parameters added: checkpoints interchange
+    last = G.blocks[-1]
+    assert isinstance(last, torch.nn.Hardtanh)
+    pre = torch.tensor([-3.0, -1.0, -0.25, 0.5, 1.0, 7.0])
+    assert last(pre).tolist() == [-1.0, -1.0, -0.25, 0.5, 1.0, 1.0]
+    assert torch.tanh(pre)[0] > -1  # what the clamp fixes: tanh(-3) is still a faint pixel, not black
+    G.blocks[-2].bias.data.fill_(-5.0)  # a strongly negative bias drives every pixel to the background
+    x = G.eval()(torch.randn(4, 16))
+    assert x.shape == (4, *shape) and torch.all(x >= -1) and (x == -1).float().mean() > 0.9
+    with pytest.raises(ConfigError, match="model.g_output must be one of tanh, clamp, got 'sigmoid'"):
+        build("dcgan", DataSpec(shape=(1, 28, 28)), g_output="sigmoid")
+
+
 def test_dcgan_rejects_points():
     from ganforge.errors import ConfigError
 

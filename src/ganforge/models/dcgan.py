@@ -41,6 +41,10 @@ class DCGANConfig(ModelConfig):
     # How G doubles its resolution: "transposed" (DCGAN: 4x4 stride-2 transposed conv) or "resize" (nearest-
     # neighbour upsampling, then a 3x3 conv: Odena et al. 2016's resize-convolution, no uneven kernel overlap)
     g_upsample: str = "transposed"
+    # G's output squashing: "tanh" (DCGAN) or "clamp" (hard tanh: identity in [-1, 1], flat outside). tanh reaches
+    # the data's -1 background only asymptotically, so G leaves a faint haze where MNIST-like data are exactly 0;
+    # a clamp reaches it at finite pre-activations (RESULTS.md, issue 15, section 2g)
+    g_output: str = "tanh"
 
     def validate(self) -> None:
         super().validate()
@@ -49,9 +53,12 @@ class DCGANConfig(ModelConfig):
                 raise ConfigError(f"model.{name} must be > 0, got {getattr(self, name)}")
         if self.g_upsample not in G_UPSAMPLES:
             raise ConfigError(f"model.g_upsample must be one of {', '.join(G_UPSAMPLES)}, got {self.g_upsample!r}")
+        if self.g_output not in G_OUTPUTS:
+            raise ConfigError(f"model.g_output must be one of {', '.join(G_OUTPUTS)}, got {self.g_output!r}")
 
 
 G_UPSAMPLES = ("transposed", "resize")  # DCGAN's transposed conv, or nearest-neighbour upsampling + 3x3 conv
+G_OUTPUTS = {"tanh": nn.Tanh, "clamp": nn.Hardtanh}  # G's last activation, by model.g_output
 
 
 def upsample_conv(c_in: int, c_out: int, *, how: str, bias: bool) -> nn.Module:
@@ -79,9 +86,9 @@ class DCGANGenerator(Generator):
             last = i == k - 1
             out = channels if last else widths[i + 1]
             blocks.append(upsample_conv(widths[i], out, how=config.g_upsample, bias=last))
-            blocks += [nn.Tanh()] if last else [nn.BatchNorm2d(out), nn.ReLU(True)]
+            blocks += [G_OUTPUTS[config.g_output]()] if last else [nn.BatchNorm2d(out), nn.ReLU(True)]
         if k == 0:  # tiny images: a single 3x3 conv to the output channels
-            blocks = [nn.Conv2d(widths[0], channels, 3, 1, 1), nn.Tanh()]
+            blocks = [nn.Conv2d(widths[0], channels, 3, 1, 1), G_OUTPUTS[config.g_output]()]
         self.blocks = nn.Sequential(*blocks)
         init_dcgan_weights(self)
         if config.g_spectral_norm:
