@@ -49,6 +49,43 @@ def test_a_named_preset_or_family_is_kept(tmp_path):
     assert raw["model"] == {**ganforge.load_preset("default")["model"], "family": "mlp"} and note is None
 
 
+def test_a_config_file_may_extend_a_preset(tmp_path, capsys):
+    """`extends: mnist` in a --config file starts from that preset, as in a preset file; two presets is an error."""
+    config = tmp_path / "mine.yaml"
+    config.write_text("extends: mnist-fast\ntrain: {steps: 7}\nmodel: {g_channels: 16}\n")
+    raw, note = resolve_raw(config=config)
+    fast = ganforge.load_preset("mnist-fast")
+    assert raw["train"] == {**fast["train"], "steps": 7} and raw["data"] == fast["data"] and note is None
+    assert raw["model"] == {**fast["model"], "g_channels": 16} and "extends" not in raw
+    assert resolve_raw("mnist-fast", config=config) == (raw, None)  # the same preset named twice is fine
+    assert resolve_raw(config={"extends": "toy-ring"})[0] == ganforge.load_preset("toy-ring")
+    ganforge.config_from_dict(raw)  # valid as is
+    with pytest.raises(GanforgeError, match=f"config {config} extends preset 'mnist-fast' but preset 'toy-ring'"):
+        resolve_raw("toy-ring", config=config)
+    config.write_text("extends: mnist-fats\n")
+    with pytest.raises(GanforgeError, match="extends must name a preset, got 'mnist-fats'; valid: .*mnist-fast"):
+        resolve_raw(config=config)
+    assert main(["train", "--config", str(config), "--dry-run"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1  # one line naming the problem
+
+
+@pytest.mark.parametrize("text,problem", [("data: -1\n", "section 'data' must be a mapping, got int"),
+                                          ("model: !!binary aGk=\n", "section 'model' must be a mapping, got bytes")])
+def test_a_config_section_that_is_not_a_mapping_is_one_error_line(tmp_path, capsys, text, problem):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)  # both once crashed resolve_raw with a traceback (found by tests/test_fuzz.py)
+    assert main(["train", "--preset", "toy-ring", "--config", str(config), "--dataset", "grid", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1
+
+
+def test_an_empty_config_section_changes_nothing(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\ntrain: {steps: 3}\n")
+    raw, _ = resolve_raw("toy-ring", config=config)
+    assert raw["data"] == ganforge.load_preset("toy-ring")["data"] and raw["train"]["steps"] == 3
+
+
 def test_cli_says_what_it_chose_and_a_misfit_family_stays_an_error(tmp_path, capsys):
     assert main(["train", "--dataset", "grid", "--dry-run"]) == 0
     out = capsys.readouterr()

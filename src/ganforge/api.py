@@ -10,6 +10,7 @@ gets a family that fits it (2-D points: the toy MLP GAN; images: DCGAN at the da
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge import config as C
-from ganforge.errors import GanforgeError
+from ganforge.errors import ConfigError, GanforgeError
 
 __all__ = ["evaluate", "export", "generate", "interpolate", "resolve_config", "resolve_raw", "train"]
 
@@ -51,6 +52,12 @@ def resolve_raw(
     """The raw config dict `ganforge train` builds, and a one-line note when it chose the model for the data."""
     user = (copy.deepcopy(config) if isinstance(config, dict)
             else C.load_config_file(config) if config is not None else {})
+    for name in [f.name for f in dataclasses.fields(C.Config) if f.name in user]:
+        if user[name] is None:  # `train:` left empty changes nothing (rather than dropping the preset's section)
+            del user[name]
+        elif not isinstance(user[name], dict):
+            raise ConfigError(f"config section {name!r} must be a mapping, got {type(user[name]).__name__}")
+    preset = _extended_preset(user, preset, config)
 
     def apply(raw: dict[str, Any]) -> dict[str, Any]:  # flags, then --set, over `raw` (in place)
         data, train = raw.setdefault("data", {}), raw.setdefault("train", {})
@@ -90,6 +97,23 @@ def resolve_raw(
                         f"{at}; name a --preset or --set model.family=... to choose another")
     raw = apply(C.merge(base, user))
     return raw, note
+
+
+def _extended_preset(user: dict[str, Any], preset: str | None, source: str | Path | dict | None) -> str | None:
+    """The preset a user config starts from: its `extends:` (popped from `user`), as in a preset file, or `preset`.
+
+    `extends: mnist` in a --config file is `--preset mnist` written in the file; naming two different presets is
+    an error rather than a silent choice."""
+    if "extends" not in user:
+        return preset
+    parent = user.pop("extends")
+    where = "the config" if isinstance(source, dict) else f"config {source}"
+    names = C.preset_names()
+    if not isinstance(parent, str) or parent not in names:
+        raise ConfigError(f"{where}: extends must name a preset, got {parent!r}; valid: {', '.join(names)}")
+    if preset is not None and preset != parent:
+        raise ConfigError(f"{where} extends preset {parent!r} but preset {preset!r} was named too; name one")
+    return parent
 
 
 def resolve_config(preset: str | None = None, **kwargs) -> C.Config:

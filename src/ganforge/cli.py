@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the toy MLP GAN for 2-D points, DCGAN at the data's size for images. Writes RUN/config.yaml, "
                        "metrics.jsonl, samples/, checkpoints/ and health.txt.")
     p.add_argument("--preset", help="preset name (see `ganforge presets`); default: default")
-    p.add_argument("--config", help="a YAML config file merged over the preset")
+    p.add_argument("--config", help="a YAML config file merged over the preset (its `extends: NAME` names the preset)")
     p.add_argument("--dataset", help="dataset name, e.g. digits, mnist, fashion-mnist, cifar10, ring, grid, folder")
     p.add_argument("--data-root", help="folder with the dataset files (the image folder for `folder`)")
     p.add_argument("--image-size", metavar="S|HxW", help="resize the images to S x S or H x W, e.g. 64 or 64x48")
