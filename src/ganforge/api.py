@@ -104,13 +104,10 @@ def _extended_preset(user: dict[str, Any], preset: str | None, source: str | Pat
 
     `extends: mnist` in a --config file is `--preset mnist` written in the file; naming two different presets is
     an error rather than a silent choice."""
-    if "extends" not in user:
-        return preset
-    parent = user.pop("extends")
     where = "the config" if isinstance(source, dict) else f"config {source}"
-    names = C.preset_names()
-    if not isinstance(parent, str) or parent not in names:
-        raise ConfigError(f"{where}: extends must name a preset, got {parent!r}; valid: {', '.join(names)}")
+    parent = C.pop_extends(user, where)
+    if parent is None:
+        return preset
     if preset is not None and preset != parent:
         raise ConfigError(f"{where} extends preset {parent!r} but preset {preset!r} was named too; name one")
     return parent

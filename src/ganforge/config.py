@@ -302,15 +302,24 @@ def _resolve_preset(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
     if name not in names:
         raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(names)}")
     raw = parse_yaml(_preset_text(name), f"preset {name}")
-    parent = raw.pop("extends", None)
+    parent = pop_extends(raw, f"preset {name}")
     if parent is None:
         return raw
     chain = (*seen, name)
-    if not isinstance(parent, str) or parent not in names:
-        raise ConfigError(f"preset {name}: extends must name a preset, got {parent!r}; valid: {', '.join(names)}")
     if parent in chain:
         raise ConfigError(f"preset {name}: extends forms a cycle: {' -> '.join((*chain, parent))}")
     return merge(_resolve_preset(parent, chain), raw)
+
+
+def pop_extends(raw: dict[str, Any], where: str) -> str | None:
+    """Pop a preset or config file's `extends:` and check that it names a preset; None when the file has none."""
+    if "extends" not in raw:
+        return None
+    parent = raw.pop("extends")
+    names = preset_names()
+    if not isinstance(parent, str) or parent not in names:
+        raise ConfigError(f"{where}: extends must name a preset, got {parent!r}; valid: {', '.join(names)}")
+    return parent
 
 
 def preset_description(name: str) -> str:
