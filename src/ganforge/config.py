@@ -312,10 +312,10 @@ def _resolve_preset(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
 
 
 def pop_extends(raw: dict[str, Any], where: str) -> str | None:
-    """Pop a preset or config file's `extends:` and check that it names a preset; None when the file has none."""
-    if "extends" not in raw:
+    """Pop a preset or config file's `extends:` and check that it names a preset; None when it has none (or empty)."""
+    parent = raw.pop("extends", None)
+    if parent is None:
         return None
-    parent = raw.pop("extends")
     names = preset_names()
     if not isinstance(parent, str) or parent not in names:
         raise ConfigError(f"{where}: extends must name a preset, got {parent!r}; valid: {', '.join(names)}")
