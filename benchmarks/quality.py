@@ -31,7 +31,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gan_runs import REPO, build_config, machine, train_timed  # noqa: E402
 from ganforge.metrics.evaluate import evaluate  # noqa: E402
-from ganforge.saved import load_sampler  # noqa: E402
+from ganforge.metrics.sources import resolve_real  # noqa: E402
+from ganforge.ranking import generate_best_of  # noqa: E402
+from ganforge.saved import load_critic, load_sampler  # noqa: E402
 
 PUBLISHED = {"mnist": "6.7 +- 0.4 (WGAN), 6.8 (NS GAN)", "fashion-mnist": "21.5 +- 1.6 (WGAN), 15.8 +- 1.1 (PA-GAN)"}
 GOALS = {"mnist": 5.0, "fashion-mnist": 15.0}
@@ -49,22 +51,13 @@ def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict:
         cfg.train.epochs = None
     cfg.train.sample_every = cfg.train.checkpoint_every = min(cfg.train.sample_every, args.steps or 10**9)
     run = train_timed(cfg, args.out / f"{preset}-seed{seed}")
-    sampler = load_sampler(run.run_dir)
-    dataset = cfg.data.name
-    test = f"{dataset}:test"
     cpu = time.process_time()
-    fake = final_samples(sampler, seed, max(args.num, args.num_domain))
-    domain = evaluate(fake[: args.num_domain], test, ["fid", "precision", "recall"], features="domain",
-                      data_root=args.data_root, progress=False, seed=seed)
     row = {"preset": preset, "seed": seed, "steps": run.steps, "batch_size": cfg.train.batch_size,
            "train_cpu_min": round(run.train_cpu_s / 60, 2), "wall_min": round(run.wall_s / 60, 1),
-           "domain_fid": round(domain["fid"], 3), "precision": round(domain["precision"], 3),
-           "recall": round(domain["recall"], 3), "num_domain": args.num_domain,
            "curve": [(round(e["train_cpu_s"] / 60, 2), e["step"], round(e["fid"], 2)) for e in run.curve]}
     if args.set:
         row["overrides"] = list(args.set)  # a row made with --set is not the preset as shipped: say so
-    if not args.skip_inception:
-        row |= inception_fid(fake, test, seed, args)
+    row |= final_scores(run.run_dir, cfg.data.name, seed, args, inception=not args.skip_inception)
     row["eval_cpu_min"] = round((time.process_time() - cpu) / 60, 1)
     print(json.dumps(row), flush=True)
     if args.grids:
@@ -74,10 +67,40 @@ def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict:
     return row
 
 
-def final_samples(sampler, seed: int, num: int) -> torch.Tensor:
-    """The final model's samples every score uses: sampling seed 10,000 + training seed (not training noise)."""
+def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespace, *, inception: bool) -> dict:
+    """Domain FID / precision / recall of --num-domain final samples against the test images, and (`inception`)
+    the Inception FID of the first --num of the same samples."""
+    sampler = load_sampler(run_dir)
+    test = f"{dataset}:test"
+    fake = final_samples(sampler, run_dir, dataset, seed, max(args.num, args.num_domain), args)
+    domain = evaluate(fake[: args.num_domain], test, ["fid", "precision", "recall"], features="domain",
+                      data_root=args.data_root, progress=False, seed=seed)
+    row = {"domain_fid": round(domain["fid"], 3), "precision": round(domain["precision"], 3),
+           "recall": round(domain["recall"], 3), "num_domain": args.num_domain}
+    if args.best_of > 1:
+        row["best_of"] = args.best_of
+    return row | (inception_fid(fake, test, seed, args) if inception else {})
+
+
+def final_samples(sampler, run_dir: Path, dataset: str, seed: int, num: int, args: argparse.Namespace) -> torch.Tensor:
+    """The final model's samples every score uses: sampling seed 10,000 + training seed (not training noise);
+    with --best-of N, the best `num` of N * num by the run's D. A conditional model draws its classes in the
+    training set's proportions (as an unconditional model would learn them), not cycling evenly."""
+    labels = class_counts(dataset, num, args) if sampler.num_classes else None
     with torch.no_grad():
-        return sampler.generate(num, seed=10_000 + seed)
+        if args.best_of > 1:
+            return generate_best_of(sampler, load_critic(run_dir), num, best_of=args.best_of, seed=10_000 + seed,
+                                    labels=labels)
+        return sampler.generate(num, seed=10_000 + seed, labels=labels)
+
+
+def class_counts(dataset: str, num: int, args: argparse.Namespace) -> torch.Tensor:
+    """`num` class labels, sorted, each class as often as its share of the training set (largest remainder)."""
+    train_labels = resolve_real(dataset, data_root=args.data_root).labels
+    share = torch.bincount(train_labels).double() / len(train_labels) * num
+    counts = share.floor().long()
+    counts[(share - counts).argsort(descending=True)[: num - int(counts.sum())]] += 1
+    return torch.repeat_interleave(torch.arange(len(counts)), counts)
 
 
 def inception_fid(fake: torch.Tensor, test: str, seed: int, args: argparse.Namespace) -> dict:
@@ -92,10 +115,10 @@ def inception_fid(fake: torch.Tensor, test: str, seed: int, args: argparse.Names
 def score_again(row: dict, args: argparse.Namespace) -> dict:
     """Add the Inception FID to a row of an earlier --skip-inception run, from its run folder under --out."""
     run_dir = args.out / f"{row['preset']}-seed{row['seed']}"
-    sampler = load_sampler(run_dir)
     dataset = build_config(row["preset"], [], data_root=args.data_root).data.name
-    fake = final_samples(sampler, row["seed"], max(args.num, row["num_domain"]))  # the first pass's samples
-    row = row | inception_fid(fake, f"{dataset}:test", row["seed"], args)
+    args.num_domain = row["num_domain"]  # the first pass's samples (or, with --best-of, scored afresh)
+    row = {k: v for k, v in row.items() if k != "best_of"} | final_scores(run_dir, dataset, row["seed"], args,
+                                                                           inception=True)
     print(json.dumps(row), flush=True)
     return row
 
@@ -106,6 +129,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         inc = f"{r['inception_fid']} (N = {r['num_inception']})" if "inception_fid" in r else "not run"
         preset = r["preset"] + "".join(f" `{o}`" for o in r.get("overrides", []))
+        preset += f" (best of {r['best_of']})" if r.get("best_of", 1) > 1 else ""
         lines.append(f"| {preset} | {r['seed']} | {r['steps']} | {r['train_cpu_min']} | {inc} | "
                      f"{r['domain_fid']} | {r['precision']} | {r['recall']} | {PUBLISHED.get(r['preset'], '')} | "
                      f"<= {GOALS.get(r['preset'], '')} |")
@@ -132,6 +156,8 @@ def main() -> None:
     parser.add_argument("--inception-only", type=Path, metavar="JSON",
                         help="no training: add the Inception FID to the rows of an earlier --skip-inception run's "
                              "--json, sampling its run folders under --out again")
+    parser.add_argument("--best-of", type=int, default=1, metavar="N",
+                        help="score the best --num of N x --num final samples by the run's D (ganforge.ranking)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "quality")
     parser.add_argument("--json", type=Path)

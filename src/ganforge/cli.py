@@ -81,7 +81,7 @@ def _parse_size(text: str) -> list[int]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from ganforge.controls import parse_classes, parse_codes, parse_sweep, sample_layout
+    from ganforge.controls import Layout, parse_classes, parse_codes, parse_sweep, sample_layout
     from ganforge.sampling import write_outputs
     from ganforge.saved import load_sampler
     from ganforge.style_tools import truncation_controls, truncation_sweep
@@ -97,12 +97,37 @@ def _generate(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes, sampler.num_classes) if args.classes is not None else None
     codes = parse_codes(args.code, sampler.codes) if args.code else None
     sweep = parse_sweep(args.sweep, sampler.codes) if args.sweep else None
-    layout = sample_layout(sampler, args.num, seed=args.seed, classes=classes, codes=codes, sweep=sweep,
-                           grid=args.grid, batch_size=args.batch_size, controls=controls)
+    if args.best_of != 1:
+        layout = Layout(_best_of_samples(args, sampler, classes, codes or sweep or controls), None)
+    else:
+        layout = sample_layout(sampler, args.num, seed=args.seed, classes=classes, codes=codes, sweep=sweep,
+                               grid=args.grid, batch_size=args.batch_size, controls=controls)
     paths = write_outputs(layout.samples, Path(args.out), fmt=args.format, grid=args.grid, overwrite=args.overwrite,
                           nrow=layout.nrow)
     print(f"wrote {len(layout.samples)} samples to {paths[0] if len(paths) == 1 else Path(args.out)}")
     return 0
+
+
+def _best_of_samples(args: argparse.Namespace, sampler, classes: list[int] | None, other_controls):
+    """`generate --best-of N`: plain or per-class samples (classes cycling), ranked by the run's D."""
+    import torch
+
+    from ganforge.ranking import generate_best_of
+    from ganforge.sampling import class_cycle
+    from ganforge.saved import load_critic
+
+    if args.best_of < 1:
+        raise GanforgeError(f"--best-of must be >= 1, got {args.best_of}")
+    if other_controls:
+        raise GanforgeError("--best-of takes noise and --class only, not --code, --sweep or --truncation")
+    if args.grid and sampler.num_classes:
+        raise GanforgeError("--best-of with --grid: a conditional grid keeps one noise down each column; drop one")
+    labels = None
+    if sampler.num_classes:
+        class_list = torch.tensor(classes) if classes else torch.arange(sampler.num_classes)
+        labels = class_list[class_cycle(args.num, len(class_list))]
+    return generate_best_of(sampler, load_critic(args.checkpoint), args.num, best_of=args.best_of, seed=args.seed,
+                            labels=labels, batch_size=args.batch_size)
 
 
 def _translate(args: argparse.Namespace) -> int:
@@ -149,7 +174,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         metrics = args.metrics or None
         results = evaluate_checkpoint(args.checkpoint, metrics, num=args.num or 10_000, real=args.real,
-                                      use_ema=not args.no_ema, **common)
+                                      use_ema=not args.no_ema, best_of=args.best_of, **common)
     print(format_results(results))
     if json_path is not None:
         from ganforge.fileio import atomic_write_bytes
@@ -294,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "with --grid one row per noise, one column per value")
     p.add_argument("--batch-size", type=int, default=256, help="generation batch size")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    p.add_argument("--best-of", type=int, default=1, metavar="N",
+                   help="draw N times --num samples and keep the --num the run's discriminator scores most real "
+                   "(per class; needs a run directory or checkpoint)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     style_tools.add_generate_args(p)  # --truncation, --truncation-sweep
     p.set_defaults(func=_generate)
@@ -337,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="feature-extraction batch size")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) or a torch device")
     p.add_argument("--no-ema", action="store_true", help="sample the raw generator, not its EMA")
+    p.add_argument("--best-of", type=int, default=1, metavar="N",
+                   help="score the best --num of N times --num samples by the run's discriminator (generate "
+                   "--best-of)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=_evaluate)

@@ -20,7 +20,7 @@ from ganforge.models import FAMILIES, DataSpec, Sampler
 from ganforge.models.sampler import PRETRAINED_CONFIG, PRETRAINED_WEIGHTS
 from ganforge.train.checkpoint import load_checkpoint, resolve_checkpoint
 
-__all__ = ["evaluate_checkpoint", "load_generator", "load_sampler", "sampler_from_state"]
+__all__ = ["evaluate_checkpoint", "load_critic", "load_generator", "load_sampler", "sampler_from_state"]
 
 
 def load_sampler(path: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True) -> Sampler:
@@ -43,36 +43,63 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu", use_
     return sampler.nets["G"]
 
 
+def load_critic(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """The discriminator "D" of a run directory or checkpoint, ready (eval mode): what best-of sampling ranks by.
+
+    A `save_pretrained` folder holds only the sampler, so it has no D to give.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / PRETRAINED_CONFIG).exists():
+        raise CheckpointError(f"{path} is a sampler folder (save_pretrained) without the discriminator; pass the "
+                              "run directory or a checkpoint")
+    state, source = load_checkpoint(path), resolve_checkpoint(path)
+    cfg, spec, networks, _ = _stored_model(state, source)
+    weights = networks.get("D")
+    builders = FAMILIES[cfg.model.family].networks(cfg.model, spec)
+    if "D" not in builders:
+        raise CheckpointError(f"{source} has no single discriminator 'D' (family {cfg.model.family})")
+    return _built(builders, "D", weights, source).to(device).eval().requires_grad_(False)
+
+
 def sampler_from_state(state: dict[str, Any], source: Path, *, device: str | torch.device = "cpu",
                        use_ema: bool = True) -> Sampler:
     """The sampler of an already loaded checkpoint `state` (read from `source`, named in errors)."""
-    try:
-        # parse_yaml: a damaged config text is a one-line ConfigError, not a YAML traceback
-        cfg = config_from_dict(parse_yaml(state["config"], f"the config stored in {source}"))
-        spec = DataSpec.from_dict(state["spec"])
-        networks, ema = state["networks"], state.get("ema") or {}
-    except (KeyError, TypeError) as err:
-        raise CheckpointError(f"{source} is missing {err} (not a complete checkpoint)") from None
+    cfg, spec, networks, ema = _stored_model(state, source)
     family = FAMILIES[cfg.model.family]
     weights = {name: ema[name] if use_ema and name in ema else networks.get(name)
                for name in family.sampler.network_names}
     return _build_sampler(family, cfg.model, spec, weights, source, device)
 
 
+def _stored_model(state: dict[str, Any], source: Path):
+    """A loaded checkpoint's (config, data spec, network weights, EMA weights), or one CheckpointError line."""
+    try:
+        # parse_yaml: a damaged config text is a one-line ConfigError, not a YAML traceback
+        cfg = config_from_dict(parse_yaml(state["config"], f"the config stored in {source}"))
+        spec = DataSpec.from_dict(state["spec"])
+        networks, ema = dict(state["networks"]), state.get("ema") or {}
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{source} is missing {err} (not a complete checkpoint)") from None
+    return cfg, spec, networks, ema
+
+
 def _build_sampler(family, model_cfg, spec: DataSpec, weights: dict, source: Path, device) -> Sampler:
     builders = family.networks(model_cfg, spec)
-    nets = {}
-    for name, sd in weights.items():
-        if sd is None:
-            raise CheckpointError(f"{source} has no weights for network {name!r}")
-        net = builders[name]()
-        try:
-            net.load_state_dict(sd)
-        except RuntimeError as err:
-            raise CheckpointError(f"{name} weights do not match its config: {str(err).splitlines()[0]}") from None
-        nets[name] = net
+    nets = {name: _built(builders, name, sd, source) for name, sd in weights.items()}
     sampler = family.sampler(nets, config=model_cfg, spec=spec)
     return sampler.to(device).eval().requires_grad_(False)
+
+
+def _built(builders: dict, name: str, weights: dict | None, source: Path) -> nn.Module:
+    """Network `name` built from its config and loaded with `weights`, or one CheckpointError line."""
+    if weights is None:
+        raise CheckpointError(f"{source} has no weights for network {name!r}")
+    net = builders[name]()
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{name} weights do not match its config: {str(err).splitlines()[0]}") from None
+    return net
 
 
 def _load_pretrained(folder: Path, *, device) -> Sampler:
@@ -101,6 +128,7 @@ def evaluate_checkpoint(
     data_root: str | Path | None = None,  # dataset files (default: the run's data.root)
     use_ema: bool = True,  # sample the EMA of G when the checkpoint has one
     seed: int = 0,  # noise seed of the samples (and of evaluate's subsets)
+    best_of: int = 1,  # > 1: the best `num` of best_of * num samples by the run's D (ganforge.ranking)
     device: str | torch.device = "cpu",
     **kwargs,  # the rest of evaluate()'s keywords (features, resize, num_real, ...)
 ) -> dict[str, float]:
@@ -123,8 +151,14 @@ def evaluate_checkpoint(
         data_root = cfg.data.root
     else:
         real_samples = real
-    fake = sampler.generate(num, seed=seed, device=device)
-    labels = class_cycle(num, sampler.num_classes)  # the classes generate() used
+    labels = class_cycle(num, sampler.num_classes)  # the classes generate() and generate_best_of() use
+    if best_of == 1:
+        fake = sampler.generate(num, seed=seed, device=device)
+    else:
+        from ganforge.ranking import generate_best_of
+
+        fake = generate_best_of(sampler, load_critic(checkpoint, device=device), num, best_of=best_of, seed=seed,
+                                labels=labels, device=device)
     metrics = default_metrics(sampler.spec.is_image) if metrics is None else metrics
     return evaluate(fake, real_samples, metrics, fake_labels=labels, data_root=data_root, seed=seed, device=device,
                     **kwargs)
