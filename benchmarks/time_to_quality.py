@@ -3,8 +3,9 @@
 Contestants, one after another (or --jobs at once, one process each), each single-threaded for --cpu-seconds of
 process CPU time (sampling excluded):
 
-    ganforge   --preset (`mnist` by default, as the 2026-12-04 race ran it: RACE_PINS; `mnist-fast`, the preset sized
-               for 15 CPU-minutes) through ganforge's Trainer (its EMA generator is what it samples)
+    ganforge   --preset (`mnist-unconditional` by default, as the 2026-12-04 race ran it: RACE_PINS; `mnist-fast`,
+               the preset sized for 15 CPU-minutes) through ganforge's Trainer (its EMA generator is what it
+               samples). Unconditional, as the peers are: the `mnist` preset, which uses labels, does not race.
     pytorch    a pytorch/examples-style DCGAN loop written here (PeerG / PeerD below: the examples' dcgan
                main.py at 28x28 - ConvT from 1x1, batch norm, BCE, Adam 2e-4 (0.5, 0.999), batch 64, N(0, 0.02))
     keras      seed 001's own Keras code (benchmarks/keras_seed001.py in benchmarks/.venv-tf, tensorflow-cpu)
@@ -77,10 +78,11 @@ class Snapshots:
 # --------------------------------------------------------------------------------------------- contestants
 
 
-# Overrides a preset races with by default: `mnist` races as it was in the recorded 2026-12-04 race (64 channels,
-# Adam 2e-4, no EMA ramp-up, an 8,000-step LR decay); it now ships a 45,000-step, 32-channel recipe for 60 CPU-minutes.
-RACE_PINS = {"mnist": ["model.g_channels=64", "model.d_channels=64", "train.lr_g=2e-4", "train.lr_d=2e-4",
-                       "train.ema_rampup=0", "train.steps=8000"]}
+# Overrides a preset races with by default: `mnist-unconditional` (the `mnist` preset of then) races as it was in the
+# recorded 2026-12-04 race (64 channels, Adam 2e-4, no EMA ramp-up, an 8,000-step LR decay); it now ships a
+# 45,000-step, 32-channel recipe for 60 CPU-minutes.
+RACE_PINS = {"mnist-unconditional": ["model.g_channels=64", "model.d_channels=64", "train.lr_g=2e-4",
+                                     "train.lr_d=2e-4", "train.ema_rampup=0", "train.steps=8000"]}
 
 
 def run_ganforge(args: argparse.Namespace) -> Snapshots:
@@ -225,7 +227,8 @@ def main() -> None:
     parser.add_argument("--contestants", nargs="+", default=list(CONTESTANTS), choices=list(CONTESTANTS))
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras contestant")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--preset", default="mnist", help="the ganforge contestant's preset (mnist, mnist-fast)")
+    parser.add_argument("--preset", default="mnist-unconditional",
+                        help="the ganforge contestant's preset (mnist-unconditional, mnist-fast)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="contestants run at once, one process each (1: one after another)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -91,7 +91,7 @@ def test_config_yaml_round_trip():
 
 
 def test_extends_deep_merges_the_named_preset_under_the_variant():
-    base, fast = load_preset("mnist"), load_preset("mnist-fast")
+    base, fast = load_preset("mnist-unconditional"), load_preset("mnist-fast")
     assert "extends" not in fast
     assert fast["train"]["steps"] == 12000 and base["train"]["steps"] != 12000
     assert fast["model"] == base["model"] and fast["loss"] == base["loss"]  # inherited whole

@@ -8,7 +8,9 @@ from ganforge.cli import main
 from ganforge.config import config_from_dict, load_preset, preset_description
 from ganforge.models import FAMILIES, DataSpec
 
-PRESETS = {"mnist": "mnist", "mnist-fast": "mnist", "fashion-mnist": "fashion-mnist", "seed001-fixed": "mnist"}
+PRESETS = {"mnist": "mnist", "mnist-fast": "mnist", "fashion-mnist": "fashion-mnist", "seed001-fixed": "mnist",
+           "mnist-unconditional": "mnist", "fashion-mnist-unconditional": "fashion-mnist"}
+CONDITIONAL = {"mnist", "fashion-mnist"}  # the recommended presets train on the labels; their -unconditional twins not
 
 
 @pytest.mark.parametrize("name, dataset", list(PRESETS.items()))
@@ -23,13 +25,24 @@ def test_preset_dry_run_resolves(name, dataset, capsys):
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_preset_networks_build_for_28x28(name):
     cfg = config_from_dict(load_preset(name))
-    nets = FAMILIES[cfg.model.family].networks(cfg.model, DataSpec(shape=(1, 28, 28)))
+    assert cfg.model.conditional == (name in CONDITIONAL)
+    nets = FAMILIES[cfg.model.family].networks(cfg.model, DataSpec(shape=(1, 28, 28), num_classes=10))
     G, D = nets["G"](), nets["D"]()
-    x = G(torch.randn(2, cfg.model.latent_dim))
-    assert x.shape == (2, 1, 28, 28) and D(x).shape == (2,)
+    labels = torch.tensor([3, 7]) if cfg.model.conditional else None
+    x = G(torch.randn(2, cfg.model.latent_dim), labels)
+    assert x.shape == (2, 1, 28, 28) and D(x, labels).shape == (2,)
 
 
-@pytest.mark.parametrize("name", ["mnist", "mnist-fast", "fashion-mnist", "seed001-fixed", "seed001"])
+def test_conditional_presets_are_their_unconditional_twins_plus_labels():
+    for name in CONDITIONAL:
+        cond, plain = load_preset(name), load_preset(f"{name}-unconditional")
+        assert cond["train"] == plain["train"] and cond["loss"] == plain["loss"] and cond["data"] == plain["data"]
+        extra = {k: v for k, v in cond["model"].items() if plain["model"].get(k) != v}
+        assert extra == {"family": "cgan", "g_condition": "concat", "d_condition": "projection",
+                         "label_embed_dim": 16}
+
+
+@pytest.mark.parametrize("name", [*PRESETS, "seed001"])
 def test_descriptions_state_measured_figures(name):
     text = preset_description(name)
     assert "FID" in text or "collapse" in text  # the measured figure (or, for seed001, the measured failure)
