@@ -143,3 +143,6 @@ def test_cli_refuses_what_best_of_cannot_do(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+    capsys.readouterr()
+    assert main(["evaluate", "--fake", str(tmp_path / "none.npz"), "--real", "digits", "--best-of", "2"]) != 0
+    assert "with --fake there is no D" in capsys.readouterr().err

@@ -166,6 +166,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                   data_root=args.data_root, num_real=args.num_real, batch_size=args.batch_size,
                   device=select_device(args.device), progress=not args.no_progress, seed=args.seed)
     if args.fake is not None:
+        if args.best_of != 1:
+            raise GanforgeError("--best-of ranks a run's own samples by its D; with --fake there is no D")
         if args.real is None and not args.metrics:
             raise GanforgeError("--fake needs --real DATASET_OR_DIR (or --metrics that need no real data)")
         fake = resolve_fake(args.fake, limit=args.num)
