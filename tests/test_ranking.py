@@ -135,7 +135,6 @@ def test_cli_refuses_what_best_of_cannot_do(tmp_path, capsys):
         load_critic(folder)
     cases = [([str(folder), "--best-of", "2"], "without the discriminator"),
              ([str(run), "--best-of", "0"], "--best-of must be >= 1"),
-             ([str(run), "--best-of", "2", "--grid"], "--grid"),
              ([str(tiny_run(tmp_path / "ring", "points")), "--best-of", "2"], "points")]
     for args, message in cases:
         capsys.readouterr()
@@ -143,6 +142,14 @@ def test_cli_refuses_what_best_of_cannot_do(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+    # a conditional grid: one row per class, each row that class's best
+    assert main(["generate", str(run), "--best-of", "2", "--grid", "--num", "20", "--class", "3,5", "--format", "npz",
+                 "--out", str(tmp_path / "grid.npz")]) == 0
+    sampler, critic = load_sampler(run), load_critic(run)
+    with np.load(tmp_path / "grid.npz") as saved:
+        grid = torch.from_numpy(saved[saved.files[0]])
+    rows = torch.tensor([3, 5]).repeat_interleave(10)
+    assert torch.equal(grid, generate_best_of(sampler, critic, 20, best_of=2, labels=rows))
     capsys.readouterr()
     assert main(["evaluate", "--fake", str(tmp_path / "none.npz"), "--real", "digits", "--best-of", "2"]) != 0
     assert "with --fake there is no D" in capsys.readouterr().err

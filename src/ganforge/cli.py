@@ -81,7 +81,7 @@ def _parse_size(text: str) -> list[int]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from ganforge.controls import Layout, parse_classes, parse_codes, parse_sweep, sample_layout
+    from ganforge.controls import parse_classes, parse_codes, parse_sweep, sample_layout
     from ganforge.sampling import write_outputs
     from ganforge.saved import load_sampler
     from ganforge.style_tools import truncation_controls, truncation_sweep
@@ -98,7 +98,7 @@ def _generate(args: argparse.Namespace) -> int:
     codes = parse_codes(args.code, sampler.codes) if args.code else None
     sweep = parse_sweep(args.sweep, sampler.codes) if args.sweep else None
     if args.best_of != 1:
-        layout = Layout(_best_of_samples(args, sampler, classes, codes or sweep or controls), None)
+        layout = _best_of_layout(args, sampler, classes, codes or sweep or controls)
     else:
         layout = sample_layout(sampler, args.num, seed=args.seed, classes=classes, codes=codes, sweep=sweep,
                                grid=args.grid, batch_size=args.batch_size, controls=controls)
@@ -108,10 +108,14 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _best_of_samples(args: argparse.Namespace, sampler, classes: list[int] | None, other_controls):
-    """`generate --best-of N`: plain or per-class samples (classes cycling), ranked by the run's D."""
+def _best_of_layout(args: argparse.Namespace, sampler, classes: list[int] | None, other_controls):
+    """`generate --best-of N`: samples ranked by the run's D; a conditional model's classes cycle, or with --grid
+    fill one row each (each row its class's best, not one noise down each column as a plain grid)."""
+    import math
+
     import torch
 
+    from ganforge.controls import Layout
     from ganforge.ranking import generate_best_of
     from ganforge.sampling import class_cycle
     from ganforge.saved import load_critic
@@ -120,14 +124,18 @@ def _best_of_samples(args: argparse.Namespace, sampler, classes: list[int] | Non
         raise GanforgeError(f"--best-of must be >= 1, got {args.best_of}")
     if other_controls:
         raise GanforgeError("--best-of takes noise and --class only, not --code, --sweep or --truncation")
-    if args.grid and sampler.num_classes:
-        raise GanforgeError("--best-of with --grid: a conditional grid keeps one noise down each column; drop one")
-    labels = None
+    labels, nrow, num = None, None, args.num
     if sampler.num_classes:
         class_list = torch.tensor(classes) if classes else torch.arange(sampler.num_classes)
-        labels = class_list[class_cycle(args.num, len(class_list))]
-    return generate_best_of(sampler, load_critic(args.checkpoint), args.num, best_of=args.best_of, seed=args.seed,
-                            labels=labels, batch_size=args.batch_size)
+        if args.grid:
+            nrow = math.ceil(num / len(class_list))
+            labels = class_list.repeat_interleave(nrow)
+            num = len(labels)
+        else:
+            labels = class_list[class_cycle(num, len(class_list))]
+    samples = generate_best_of(sampler, load_critic(args.checkpoint), num, best_of=args.best_of, seed=args.seed,
+                               labels=labels, batch_size=args.batch_size)
+    return Layout(samples, nrow)
 
 
 def _translate(args: argparse.Namespace) -> int:
