@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gan_runs import machine  # noqa: E402
 from ganforge.config import config_from_dict, parse_yaml  # noqa: E402
 from ganforge.metrics.evaluate import evaluate  # noqa: E402
-from ganforge.ranking import generate_best_of  # noqa: E402
-from ganforge.sampling import to_output  # noqa: E402
+from ganforge.ranking import generate_best_of, scored_pool  # noqa: E402
 from ganforge.saved import load_critic, load_sampler  # noqa: E402
 from ganforge.train.checkpoint import load_checkpoint  # noqa: E402
 
@@ -35,13 +34,7 @@ from ganforge.train.checkpoint import load_checkpoint  # noqa: E402
 @torch.no_grad()
 def drs_samples(sampler, critic, num: int, pool: int, quantile: float, seed: int) -> torch.Tensor:
     """Unconditional models only: DRS's acceptance rule on pool x num candidates; the first num accepted."""
-    rng = torch.Generator().manual_seed(seed)
-    images, logits = [], []
-    for _ in range(0, num * pool, 500):
-        x = sampler(sampler.sample_latent(500, generator=rng), None)
-        logits.append(critic(x, None).float().reshape(-1))
-        images.append(to_output(x.float(), True))
-    pool_images, d = torch.cat(images), torch.cat(logits)
+    pool_images, d = scored_pool(sampler, critic, num * pool, seed=seed, batch_size=500)
     shifted = d - d.max()
     f = shifted - torch.log1p(-torch.exp(shifted - 1e-6).clamp(max=1 - 1e-6))
     accept = torch.rand(len(d), generator=torch.Generator().manual_seed(seed + 1)) < torch.sigmoid(

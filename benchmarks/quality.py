@@ -37,7 +37,8 @@ from gan_runs import REPO, build_config, machine, train_timed  # noqa: E402
 from ganforge.metrics.evaluate import evaluate  # noqa: E402
 from ganforge.metrics.sources import resolve_real  # noqa: E402
 from ganforge.ranking import generate_best_of  # noqa: E402
-from ganforge.saved import load_critic, load_sampler  # noqa: E402
+from ganforge.saved import critic_from_state, sampler_from_state  # noqa: E402
+from ganforge.train.checkpoint import load_checkpoint, resolve_checkpoint  # noqa: E402
 
 PUBLISHED = {"mnist": "6.7 +- 0.4 (WGAN), 6.8 (NS GAN)", "fashion-mnist": "21.5 +- 1.6 (WGAN), 15.8 +- 1.1 (PA-GAN)"}
 GOALS = {"mnist": 5.0, "fashion-mnist": 15.0}
@@ -74,9 +75,11 @@ def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict:
 def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespace, *, inception: bool) -> dict:
     """Domain FID / precision / recall of --num-domain final samples against the test images, and (`inception`)
     the Inception FID of the first --num of the same samples."""
-    sampler = load_sampler(run_dir)
+    state, source = load_checkpoint(run_dir), resolve_checkpoint(run_dir)  # read once: G, and D for --best-of
+    sampler = sampler_from_state(state, source)
+    critic = critic_from_state(state, source) if args.best_of > 1 else None
     test = f"{dataset}:test"
-    fake = final_samples(sampler, run_dir, dataset, seed, max(args.num, args.num_domain), args)
+    fake = final_samples(sampler, critic, dataset, seed, max(args.num, args.num_domain), args)
     domain = evaluate(fake[: args.num_domain], test, ["fid", "precision", "recall"], features="domain",
                       data_root=args.data_root, progress=False, seed=seed)
     row = {"domain_fid": round(domain["fid"], 3), "precision": round(domain["precision"], 3),
@@ -86,15 +89,14 @@ def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespac
     return row | (inception_fid(fake, test, seed, args) if inception else {})
 
 
-def final_samples(sampler, run_dir: Path, dataset: str, seed: int, num: int, args: argparse.Namespace) -> torch.Tensor:
+def final_samples(sampler, critic, dataset: str, seed: int, num: int, args: argparse.Namespace) -> torch.Tensor:
     """The final model's samples every score uses: sampling seed 10,000 + training seed (not training noise);
     with --best-of N, the best `num` of N * num by the run's D. A conditional model draws its classes in the
     training set's proportions (as an unconditional model would learn them), not cycling evenly."""
     labels = class_counts(dataset, num, args) if sampler.num_classes else None
     with torch.no_grad():
         if args.best_of > 1:
-            return generate_best_of(sampler, load_critic(run_dir), num, best_of=args.best_of, seed=10_000 + seed,
-                                    labels=labels)
+            return generate_best_of(sampler, critic, num, best_of=args.best_of, seed=10_000 + seed, labels=labels)
         return sampler.generate(num, seed=10_000 + seed, labels=labels)
 
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ganforge.errors import GanforgeError
 from ganforge.sampling import class_cycle, generate, to_output
 
-__all__ = ["generate_best_of"]
+__all__ = ["generate_best_of", "scored_pool"]
 
 
 @torch.no_grad()
@@ -43,23 +43,10 @@ def generate_best_of(sampler, critic: nn.Module, num: int, *, best_of: int, seed
                             "(model.d_pack > 1)")
     if best_of == 1:
         return generate(sampler, num, seed=seed, labels=labels, batch_size=batch_size, device=device)
-    device = device or sampler.device
     labels = class_cycle(num, sampler.num_classes) if labels is None else labels
     pool_labels = None if labels is None else labels.repeat(best_of)  # every requested label best_of times
-    rng = torch.Generator().manual_seed(seed)
-    images, scores = [], []
-    for start in range(0, num * best_of, batch_size):
-        n = min(batch_size, num * best_of - start)
-        z = sampler.sample_latent(n, generator=rng).to(device)
-        y = None if pool_labels is None else pool_labels[start : start + n].to(device)
-        x = sampler(z, y)
-        logit = critic(x, y)
-        if not isinstance(logit, Tensor) or logit.numel() != n:
-            raise GanforgeError("best-of sampling needs one D logit per sample; this family's D gives "
-                                f"{type(logit).__name__} {tuple(getattr(logit, 'shape', ()))} for {n} samples")
-        scores.append(logit.float().reshape(n).cpu())
-        images.append(to_output(x.float().cpu(), True))
-    pool, score = torch.cat(images), torch.cat(scores)
+    pool, score = scored_pool(sampler, critic, num * best_of, seed=seed, labels=pool_labels, batch_size=batch_size,
+                              device=device)
     if labels is None:
         return pool[_best(score, torch.arange(len(pool)), num)]
     out = torch.empty((num, *pool.shape[1:]), dtype=pool.dtype)
@@ -67,6 +54,27 @@ def generate_best_of(sampler, critic: nn.Module, num: int, *, best_of: int, seed
         wanted = (labels == k).nonzero().squeeze(1)
         out[wanted] = pool[_best(score, (pool_labels == k).nonzero().squeeze(1), len(wanted))]
     return out
+
+
+@torch.no_grad()
+def scored_pool(sampler, critic: nn.Module, num: int, *, seed: int = 0, labels: Tensor | None = None,
+                batch_size: int = 256, device: str | torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """`num` samples (uint8 images, in drawing order, reproducible from `seed`) and `critic`'s logit for each."""
+    device = device or sampler.device
+    rng = torch.Generator().manual_seed(seed)
+    images, scores = [], []
+    for start in range(0, num, batch_size):
+        n = min(batch_size, num - start)
+        z = sampler.sample_latent(n, generator=rng).to(device)
+        y = None if labels is None else labels[start : start + n].to(device)
+        x = sampler(z, y)
+        logit = critic(x, y)
+        if not isinstance(logit, Tensor) or logit.numel() != n:
+            raise GanforgeError("best-of sampling needs one D logit per sample; this family's D gives "
+                                f"{type(logit).__name__} {tuple(getattr(logit, 'shape', ()))} for {n} samples")
+        scores.append(logit.float().reshape(n).cpu())
+        images.append(to_output(x.float().cpu(), True))
+    return torch.cat(images), torch.cat(scores)
 
 
 def _best(score: Tensor, candidates: Tensor, k: int) -> Tensor:

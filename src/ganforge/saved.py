@@ -20,7 +20,8 @@ from ganforge.models import FAMILIES, DataSpec, Sampler
 from ganforge.models.sampler import PRETRAINED_CONFIG, PRETRAINED_WEIGHTS
 from ganforge.train.checkpoint import load_checkpoint, resolve_checkpoint
 
-__all__ = ["evaluate_checkpoint", "load_critic", "load_generator", "load_sampler", "sampler_from_state"]
+__all__ = ["critic_from_state", "evaluate_checkpoint", "load_critic", "load_generator", "load_sampler",
+           "sampler_from_state"]
 
 
 def load_sampler(path: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True) -> Sampler:
@@ -52,7 +53,11 @@ def load_critic(path: str | Path, *, device: str | torch.device = "cpu") -> nn.M
     if path.is_dir() and (path / PRETRAINED_CONFIG).exists():
         raise CheckpointError(f"{path} is a sampler folder (save_pretrained) without the discriminator; pass the "
                               "run directory or a checkpoint")
-    state, source = load_checkpoint(path), resolve_checkpoint(path)
+    return critic_from_state(load_checkpoint(path), resolve_checkpoint(path), device=device)
+
+
+def critic_from_state(state: dict[str, Any], source: Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """The discriminator "D" of an already loaded checkpoint `state` (read from `source`, named in errors)."""
     cfg, spec, networks, _ = _stored_model(state, source)
     weights = networks.get("D")
     builders = FAMILIES[cfg.model.family].networks(cfg.model, spec)
@@ -157,8 +162,8 @@ def evaluate_checkpoint(
     else:
         from ganforge.ranking import generate_best_of
 
-        fake = generate_best_of(sampler, load_critic(checkpoint, device=device), num, best_of=best_of, seed=seed,
-                                labels=labels, device=device)
+        critic = critic_from_state(state, resolve_checkpoint(checkpoint), device=device)  # the state read above
+        fake = generate_best_of(sampler, critic, num, best_of=best_of, seed=seed, labels=labels, device=device)
     metrics = default_metrics(sampler.spec.is_image) if metrics is None else metrics
     return evaluate(fake, real_samples, metrics, fake_labels=labels, data_root=data_root, seed=seed, device=device,
                     **kwargs)
