@@ -34,8 +34,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gan_runs import REPO, build_config, machine, train_timed  # noqa: E402
+from ganforge.config import config_from_dict, parse_yaml  # noqa: E402
+from ganforge.data import load_dataset  # noqa: E402
 from ganforge.metrics.evaluate import evaluate  # noqa: E402
-from ganforge.metrics.sources import resolve_real  # noqa: E402
 from ganforge.ranking import generate_best_of  # noqa: E402
 from ganforge.saved import critic_from_state, sampler_from_state  # noqa: E402
 from ganforge.train.checkpoint import load_checkpoint, resolve_checkpoint  # noqa: E402
@@ -79,7 +80,9 @@ def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespac
     sampler = sampler_from_state(state, source)
     critic = critic_from_state(state, source) if args.best_of > 1 else None
     test = f"{dataset}:test"
-    fake = final_samples(sampler, critic, dataset, seed, max(args.num, args.num_domain), args)
+    num = max(args.num, args.num_domain)
+    labels = class_counts(training_labels(state, args), num) if sampler.num_classes else None
+    fake = final_samples(sampler, critic, labels, seed, args)
     domain = evaluate(fake[: args.num_domain], test, ["fid", "precision", "recall"], features="domain",
                       data_root=args.data_root, progress=False, seed=seed)
     row = {"domain_fid": round(domain["fid"], 3), "precision": round(domain["precision"], 3),
@@ -89,20 +92,29 @@ def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespac
     return row | (inception_fid(fake, test, seed, args) if inception else {})
 
 
-def final_samples(sampler, critic, dataset: str, seed: int, num: int, args: argparse.Namespace) -> torch.Tensor:
-    """The final model's samples every score uses: sampling seed 10,000 + training seed (not training noise);
-    with --best-of N, the best `num` of N * num by the run's D. A conditional model draws its classes in the
-    training set's proportions (as an unconditional model would learn them), not cycling evenly."""
-    labels = class_counts(dataset, num, args) if sampler.num_classes else None
+def final_samples(sampler, critic, labels: torch.Tensor | None, seed: int, args: argparse.Namespace
+                  ) -> torch.Tensor:
+    """The final model's samples every score uses, max(--num, --num-domain) of them: sampling seed 10,000 +
+    training seed (not training noise); with --best-of N, the best of N times as many by the run's D. A
+    conditional model draws the classes `labels` (class_counts), not cycling evenly."""
+    num = len(labels) if labels is not None else max(args.num, args.num_domain)
     with torch.no_grad():
         if args.best_of > 1:
             return generate_best_of(sampler, critic, num, best_of=args.best_of, seed=10_000 + seed, labels=labels)
         return sampler.generate(num, seed=10_000 + seed, labels=labels)
 
 
-def class_counts(dataset: str, num: int, args: argparse.Namespace) -> torch.Tensor:
-    """`num` class labels, sorted, each class as often as its share of the training set (largest remainder)."""
-    train_labels = resolve_real(dataset, data_root=args.data_root).labels
+def training_labels(state: dict, args: argparse.Namespace) -> torch.Tensor:
+    """The class labels the run trained on: the dataset's own, or its k-means clusters (`data.labels: clusters`,
+    which load_dataset makes again from the stored config, deterministically)."""
+    cfg = config_from_dict(parse_yaml(state["config"], "the run's stored config"))
+    cfg.data.root = str(args.data_root) if args.data_root else cfg.data.root
+    return load_dataset(cfg.data).labels
+
+
+def class_counts(train_labels: torch.Tensor, num: int) -> torch.Tensor:
+    """`num` class labels, sorted, each class as often as its share of the training labels (largest remainder):
+    as an unconditional model would learn them."""
     share = torch.bincount(train_labels).double() / len(train_labels) * num
     counts = share.floor().long()
     counts[(share - counts).argsort(descending=True)[: num - int(counts.sum())]] += 1

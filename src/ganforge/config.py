@@ -57,7 +57,11 @@ class DataConfig:
     resize: str = "resize"  # how a folder's images reach image_size: "resize" (stretch) or "center-crop"
     limit: int | None = None  # use only the first N examples (quick experiments, tests)
     num_points: int = 100_000  # toy 2D sets: how many points to draw once (a fixed, seeded sample)
-    seed: int = 0  # seed of datasets built by sampling: stacked-mnist's digit triples (the same for every run)
+    seed: int = 0  # seed of datasets built by sampling (stacked-mnist's digit triples) and of labels: clusters
+    # The class labels a conditional model trains on: "dataset" (the set's own) or "clusters" (k-means clusters of
+    # the images, no labels used: a self-conditioned GAN, Liu et al. 2020; see ganforge.data.clusters).
+    labels: str = "dataset"
+    clusters: int = 50  # with labels: clusters, how many clusters (the conditional model's number of classes)
     task: ImageTaskConfig = field(default_factory=ImageTaskConfig)  # image-to-image / SR datasets' options
 
     def validate(self) -> None:
@@ -77,6 +81,10 @@ class DataConfig:
         positive("data.num_points", self.num_points)
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"data.seed must be in [0, 2**32), got {self.seed}")
+        if self.labels not in ("dataset", "clusters"):
+            raise ConfigError(f"data.labels must be 'dataset' or 'clusters', got {self.labels!r}")
+        if self.labels == "clusters" and self.clusters < 2:
+            raise ConfigError(f"data.clusters must be >= 2, got {self.clusters}")
         self.task.validate()
 
 
@@ -222,8 +230,14 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)  # training-health monitor thresholds/actions
 
     def validate(self) -> None:
+        from ganforge.metrics.base import DATASET_CLASS_METRICS, expand_metric_names
+
         for section in (self.data, self.model, self.loss, self.train, self.eval, self.health):
             section.validate()
+        by_class = sorted(DATASET_CLASS_METRICS.intersection(expand_metric_names(self.eval.metrics)))
+        if self.data.labels == "clusters" and by_class:
+            raise ConfigError(f"eval.metrics {', '.join(by_class)} compare samples with the dataset's classes, but "
+                              "data.labels: clusters trains on k-means clusters; drop them or use data.labels: dataset")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -6,6 +6,7 @@ them imports it), so loading what a run left behind never pulls the trainer in a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,6 +141,7 @@ def evaluate_checkpoint(
     """Generate `num` samples from a checkpoint and evaluate them; conditional models cycle through classes."""
     from ganforge.data import load_dataset
     from ganforge.errors import GanforgeError
+    from ganforge.metrics.base import DATASET_CLASS_METRICS, expand_metric_names
     from ganforge.metrics.evaluate import default_metrics, evaluate
     from ganforge.metrics.sources import Samples, training_samples
     from ganforge.sampling import class_cycle
@@ -148,11 +150,17 @@ def evaluate_checkpoint(
     sampler = sampler_from_state(state, resolve_checkpoint(checkpoint), device=device, use_ema=use_ema)
     if sampler.task != "generate":
         raise GanforgeError(f"evaluate scores generated samples; this is a {sampler.task} model")
+    cfg = config_from_dict(parse_yaml(state["config"], f"the config in {checkpoint}"))
+    metrics = default_metrics(sampler.spec.is_image) if metrics is None else metrics
+    by_class = sorted(DATASET_CLASS_METRICS.intersection(expand_metric_names(metrics)))
+    if cfg.data.labels == "clusters" and by_class:
+        raise GanforgeError(f"{', '.join(by_class)} compare samples with the dataset's classes, and this model's "
+                            "classes are k-means clusters (data.labels: clusters)")
     if real is None:
-        cfg = config_from_dict(parse_yaml(state["config"], f"the config in {checkpoint}"))
         if data_root is not None:
             cfg.data.root = str(data_root)
-        real_samples: Samples | str = training_samples(load_dataset(cfg.data))
+        # The dataset's own labels: the reals are images to compare with, so clusters need not be made again.
+        real_samples: Samples | str = training_samples(load_dataset(dataclasses.replace(cfg.data, labels="dataset")))
         data_root = cfg.data.root
     else:
         real_samples = real
@@ -164,6 +172,5 @@ def evaluate_checkpoint(
 
         critic = critic_from_state(state, resolve_checkpoint(checkpoint), device=device)  # the state read above
         fake = generate_best_of(sampler, critic, num, best_of=best_of, seed=seed, labels=labels, device=device)
-    metrics = default_metrics(sampler.spec.is_image) if metrics is None else metrics
     return evaluate(fake, real_samples, metrics, fake_labels=labels, data_root=data_root, seed=seed, device=device,
                     **kwargs)

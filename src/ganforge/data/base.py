@@ -53,6 +53,10 @@ def load_dataset(cfg) -> TensorData:  # cfg: ganforge.config.DataConfig
         data.data = data.data[: cfg.limit]
         data.labels = None if data.labels is None else data.labels[: cfg.limit]
         data.extras = {key: value[: cfg.limit] for key, value in data.extras.items()}
+    if cfg.labels == "clusters":  # after the limit: the clusters are of the examples trained on
+        from ganforge.data.clusters import cluster_labels
+
+        data.labels, data.num_classes = cluster_labels(data.data, cfg.clusters, seed=cfg.seed), cfg.clusters
     return data
 
 

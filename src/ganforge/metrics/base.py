@@ -48,6 +48,9 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "cas": ("cas",),
     "accuracy": ("test_accuracy",),  # a classifier's (ssgan's D) accuracy on the test split, during training
 }
+# Metrics that check each sample's requested class against the dataset's classes (its domain classifier): they
+# mean nothing for a model whose classes are k-means clusters (data.labels: clusters).
+DATASET_CLASS_METRICS = frozenset({"gan_test", "cas"})
 # Keys where smaller is better (distances, divergences, spreads); for every other key larger is better.
 LOWER_IS_BETTER = frozenset({"fid", "kid", "kid_std", "is_std", "reverse_kl", "stacked_kl"})
 # Short names for metrics that are computed together: `--metrics fid,pr` means fid, precision and recall.
