@@ -11,6 +11,8 @@ from ganforge.config import DataConfig, config_from_dict
 from ganforge.data import load_dataset
 from ganforge.data.clusters import cluster_labels
 from ganforge.errors import ConfigError, DataError, GanforgeError
+from ganforge.models import DataSpec
+from ganforge.sampling import default_classes
 from ganforge.saved import evaluate_checkpoint, load_sampler
 from tiny_runs import tiny_run
 
@@ -76,6 +78,37 @@ def test_a_run_on_clusters_samples_them_and_refuses_class_metrics(tmp_path):
     run = tiny_run(tmp_path / "run", data={"labels": "clusters", "clusters": 6}, model={"conditional": True})
     sampler = load_sampler(run)
     assert sampler.num_classes == 6  # the clusters, not the 10 digits
+    counts = load_dataset(DataConfig(name="digits", image_size=[8], limit=256, labels="clusters", clusters=6)
+                          ).labels.bincount().tolist()
+    assert list(sampler.spec.class_counts) == counts and sum(counts) == 256
     assert sampler.generate(4, labels=torch.tensor([0, 1, 5, 5]), seed=0).shape == (4, 1, 8, 8)
+    # no classes asked for: clusters drawn in proportion, the same as default_classes says
+    drawn = default_classes(sampler, 12, seed=3)
+    assert torch.equal(sampler.generate(12, seed=3), sampler.generate(12, seed=3, labels=drawn))
+    again = load_sampler(sampler.save_pretrained(tmp_path / "pretrained"))
+    assert again.spec.class_counts == sampler.spec.class_counts  # what a user runs keeps the proportions
     with pytest.raises(GanforgeError, match="gan_test compare samples .* k-means clusters"):
         evaluate_checkpoint(run, ["fid", "gan_test"], num=16, real="digits")
+
+
+def test_default_classes_cycle_dataset_classes_and_draw_clusters_in_proportion():
+    class Sampler:  # what default_classes reads of a sampler
+        def __init__(self, spec):
+            self.spec, self.num_classes = spec, spec.num_classes
+
+    digits = Sampler(DataSpec(shape=(1, 8, 8), num_classes=3))
+    assert default_classes(digits, 7).tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert default_classes(Sampler(DataSpec(shape=(2,))), 5) is None
+    clusters = Sampler(DataSpec(shape=(1, 8, 8), num_classes=3, class_counts=(700, 300, 0)))
+    drawn = default_classes(clusters, 4000, seed=1)
+    share = drawn.bincount(minlength=3).double() / 4000
+    assert abs(share[0] - 0.7) < 0.03 and abs(share[1] - 0.3) < 0.03 and share[2] == 0
+    assert torch.equal(default_classes(clusters, 4000, seed=1), drawn)
+    assert not torch.equal(default_classes(clusters, 4000, seed=2), drawn)
+
+
+def test_specs_saved_before_clusters_still_load():
+    old = {"shape": [1, 8, 8], "num_classes": 10, "extra_shapes": {}}  # a checkpoint's spec before class_counts
+    assert DataSpec.from_dict(old) == DataSpec(shape=(1, 8, 8), num_classes=10)
+    spec = DataSpec(shape=(1, 8, 8), num_classes=2, class_counts=(5, 7))
+    assert DataSpec.from_dict(spec.to_dict()) == spec

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
-from ganforge.sampling import class_cycle, generate, to_output
+from ganforge.sampling import default_classes, generate, to_output
 
 __all__ = ["generate_best_of", "scored_pool"]
 
@@ -28,7 +28,7 @@ def generate_best_of(sampler, critic: nn.Module, num: int, *, best_of: int, seed
                      device: str | torch.device | None = None) -> Tensor:
     """`num` uint8 images, the best `num` of `best_of * num` by `critic`'s logit; `best_of=1` is plain generate.
 
-    Reproducible from `seed` (its own RNG). Conditional samplers get `labels` (N,) or classes cycling 0, 1, ...;
+    Reproducible from `seed` (its own RNG). Conditional samplers get `labels` (N,) or generate()'s default_classes;
     each requested class keeps its count, filled with that class's best candidates. The kept samples come back in
     the order they were drawn, not sorted by score.
     """
@@ -43,7 +43,7 @@ def generate_best_of(sampler, critic: nn.Module, num: int, *, best_of: int, seed
                             "(model.d_pack > 1)")
     if best_of == 1:
         return generate(sampler, num, seed=seed, labels=labels, batch_size=batch_size, device=device)
-    labels = class_cycle(num, sampler.num_classes) if labels is None else labels
+    labels = default_classes(sampler, num, seed=seed) if labels is None else labels
     pool_labels = None if labels is None else labels.repeat(best_of)  # every requested label best_of times
     pool, score = scored_pool(sampler, critic, num * best_of, seed=seed, labels=pool_labels, batch_size=batch_size,
                               device=device)

@@ -17,20 +17,31 @@ def class_cycle(num: int, num_classes: int) -> Tensor | None:
     return torch.arange(num) % num_classes if num_classes else None
 
 
+def default_classes(generator: nn.Module, num: int, *, seed: int = 0) -> Tensor | None:
+    """The classes a conditional generator gets when none are asked for: 0, 1, 2, ... cycling; or, for a model
+    trained on k-means clusters (its spec's class_counts), clusters drawn at random in their training proportions,
+    from `seed` (an RNG of their own: the noise stays that of the same seed). None for an unconditional one."""
+    counts = getattr(generator.spec, "class_counts", ())
+    if not counts:
+        return class_cycle(num, getattr(generator, "num_classes", 0))
+    rng = torch.Generator().manual_seed(seed)
+    return torch.multinomial(torch.tensor(counts, dtype=torch.float64), num, replacement=True, generator=rng)
+
+
 @torch.no_grad()
 def generate(generator: nn.Module, num: int, *, seed: int = 0, batch_size: int = 256,
              labels: Tensor | None = None, device: str | torch.device | None = None, **controls) -> Tensor:
     """`num` samples on the CPU, reproducible from `seed` (its own RNG: the global stream is untouched).
 
     Images come back as uint8 (N, C, H, W); points as float32 (N, D). Conditional generators get `labels`
-    (N,) or, if None, classes cycling 0, 1, 2, ... `controls` go to a sampler's forward (InfoGAN codes,
-    truncation): tensors with one row per sample are sliced with the batches, anything else is passed as is.
+    (N,) or, if None, default_classes (0, 1, 2, ... cycling; clusters in proportion). `controls` go to a
+    sampler's forward (InfoGAN codes, truncation): tensors with one row per sample are sliced with the batches,
+    anything else is passed as is.
     """
     device = device or next(generator.parameters()).device
     rng = torch.Generator().manual_seed(seed)
-    num_classes = getattr(generator, "num_classes", 0)
     if labels is None:
-        labels = class_cycle(num, num_classes)
+        labels = default_classes(generator, num, seed=seed)
     out = []
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)

@@ -144,7 +144,7 @@ def evaluate_checkpoint(
     from ganforge.metrics.base import DATASET_CLASS_METRICS, expand_metric_names
     from ganforge.metrics.evaluate import default_metrics, evaluate
     from ganforge.metrics.sources import Samples, training_samples
-    from ganforge.sampling import class_cycle
+    from ganforge.sampling import default_classes
 
     state = load_checkpoint(checkpoint)  # read once: the sampler and, for the default real set, the config
     sampler = sampler_from_state(state, resolve_checkpoint(checkpoint), device=device, use_ema=use_ema)
@@ -164,7 +164,7 @@ def evaluate_checkpoint(
         data_root = cfg.data.root
     else:
         real_samples = real
-    labels = class_cycle(num, sampler.num_classes)  # the classes generate() and generate_best_of() use
+    labels = default_classes(sampler, num, seed=seed)  # the classes generate() and generate_best_of() use
     if best_of == 1:
         fake = sampler.generate(num, seed=seed, device=device)
     else:

@@ -56,6 +56,9 @@ class DataSpec:
     # The other per-example tensors a batch holds, as (key, shape): e.g. (("a", (3, 64, 64)),) for a translation
     # family's input images. Empty for the noise-to-sample families.
     extra_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # Training examples per class when the classes are k-means clusters (data.labels: clusters): samples then draw
+    # them in these proportions, as an unconditional model would. Empty: the dataset's classes, cycled in turn.
+    class_counts: tuple[int, ...] = ()
 
     @property
     def is_image(self) -> bool:
@@ -70,13 +73,14 @@ class DataSpec:
     def to_dict(self) -> dict:
         """Plain data for a checkpoint (read back by from_dict)."""
         return {"shape": list(self.shape), "num_classes": self.num_classes,
-                "extra_shapes": {k: list(v) for k, v in self.extra_shapes}}
+                "extra_shapes": {k: list(v) for k, v in self.extra_shapes}, "class_counts": list(self.class_counts)}
 
     @classmethod
     def from_dict(cls, raw: dict) -> DataSpec:
         extra = raw.get("extra_shapes") or {}  # absent in format-1 checkpoints
         return cls(shape=tuple(int(s) for s in raw["shape"]), num_classes=int(raw["num_classes"]),
-                   extra_shapes=tuple((k, tuple(int(s) for s in v)) for k, v in extra.items()))
+                   extra_shapes=tuple((k, tuple(int(s) for s in v)) for k, v in extra.items()),
+                   class_counts=tuple(int(c) for c in raw.get("class_counts") or ()))  # absent before clusters
 
 
 class NoiseInputs:

@@ -74,12 +74,12 @@ class PeriodicEvaluator:
             return self._classifier_metrics(sampler)
         from ganforge.metrics.evaluate import evaluate
         from ganforge.models.sampler import eval_mode
-        from ganforge.sampling import class_cycle, generate
+        from ganforge.sampling import default_classes, generate
 
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with eval_mode(sampler), torch.random.fork_rng(devices=devices):  # the training RNG streams stay untouched
             fake = generate(sampler, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)
-            labels = class_cycle(self.cfg.num, sampler.num_classes)  # the classes generate() used
+            labels = default_classes(sampler, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)  # generate()'s
             # A growing model's low-resolution stage is scored against reals at the same detail.
             real = match_detail_samples(self.real, sampler.detail_size())
             return evaluate(fake, real, self.metrics, features=self.cfg.features, fake_labels=labels,

@@ -180,7 +180,10 @@ class Trainer:
         self.device = select_device(distributed.device_for(t.device, self.dist))
         self.data = load_dataset(cfg.data)
         self.family = family = FAMILIES[cfg.model.family]
+        clusters = cfg.data.labels == "clusters" and self.data.labels is not None
         self.spec = DataSpec(shape=self.data.sample_shape, num_classes=self.data.num_classes,
+                             class_counts=tuple(self.data.labels.bincount(minlength=self.data.num_classes).tolist())
+                             if clusters else (),
                              extra_shapes=tuple((k, tuple(v.shape[1:])) for k, v in self.data.extras.items()))
         family.check(cfg, self.spec)
         keys = family.batch_keys(cfg.model)
