@@ -9,8 +9,10 @@ from ganforge.config import config_from_dict, load_preset, preset_description
 from ganforge.models import FAMILIES, DataSpec
 
 PRESETS = {"mnist": "mnist", "mnist-fast": "mnist", "fashion-mnist": "fashion-mnist", "seed001-fixed": "mnist",
-           "mnist-unconditional": "mnist", "fashion-mnist-unconditional": "fashion-mnist"}
-CONDITIONAL = {"mnist", "fashion-mnist"}  # the recommended presets train on the labels; their -unconditional twins not
+           "mnist-unconditional": "mnist", "fashion-mnist-unconditional": "fashion-mnist",
+           "mnist-self-conditioned": "mnist"}
+LABELLED = {"mnist", "fashion-mnist"}  # the recommended presets train on the labels; their -unconditional twins not
+CONDITIONAL = LABELLED | {"mnist-self-conditioned"}  # a class input: the labels, or k-means clusters of the images
 
 
 @pytest.mark.parametrize("name, dataset", list(PRESETS.items()))
@@ -34,12 +36,18 @@ def test_preset_networks_build_for_28x28(name):
 
 
 def test_conditional_presets_are_their_unconditional_twins_plus_labels():
-    for name in CONDITIONAL:
+    for name in LABELLED:
         cond, plain = load_preset(name), load_preset(f"{name}-unconditional")
         assert cond["train"] == plain["train"] and cond["loss"] == plain["loss"] and cond["data"] == plain["data"]
         extra = {k: v for k, v in cond["model"].items() if plain["model"].get(k) != v}
         assert extra == {"family": "cgan", "g_condition": "concat", "d_condition": "projection",
                          "label_embed_dim": 16}
+
+
+def test_self_conditioned_preset_is_the_conditional_recipe_on_clusters():
+    clusters, labelled = load_preset("mnist-self-conditioned"), load_preset("mnist")
+    assert {k: v for k, v in clusters.items() if k != "data"} == {k: v for k, v in labelled.items() if k != "data"}
+    assert clusters["data"] == labelled["data"] | {"labels": "clusters", "clusters": 50}
 
 
 @pytest.mark.parametrize("name", [*PRESETS, "seed001"])
