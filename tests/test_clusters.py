@@ -112,3 +112,14 @@ def test_specs_saved_before_clusters_still_load():
     assert DataSpec.from_dict(old) == DataSpec(shape=(1, 8, 8), num_classes=10)
     spec = DataSpec(shape=(1, 8, 8), num_classes=2, class_counts=(5, 7))
     assert DataSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_large_sets_fit_the_projection_on_a_subset(monkeypatch):
+    import ganforge.data.clusters as clusters
+
+    images, kind = blobs([120, 200, 80], seed=1)
+    monkeypatch.setattr(clusters, "PCA_DIMS", 4)  # fewer components than pixels, so the PCA path runs
+    whole = cluster_labels(images, 3, seed=0)
+    monkeypatch.setattr(clusters, "PCA_FIT_VALUES", 100 * 36)  # 100 of the 400 images fit the projection
+    subset = cluster_labels(images, 3, seed=0)
+    assert torch.equal(whole, torch.tensor([1, 0, 2])[kind]) and torch.equal(subset, whole)

@@ -9,20 +9,23 @@ no labels and no pretrained network, so a model trained on them stays in the unc
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ganforge.errors import ConfigError, DataError
 
 PCA_DIMS = 50  # principal components k-means runs on: pixels' distances are dominated by noise beyond these
+PCA_FIT_VALUES = 64_000_000  # a set with more values (MNIST has 47M) fits its PCA on a subset of this many values
 
 
 def cluster_labels(data: Tensor, clusters: int, *, seed: int = 0) -> Tensor:
     """int64 (N,) cluster indices in [0, clusters) of uint8 images (N, C, H, W) or float points (N, D).
 
     k-means (scikit-learn, k-means++ start, the best of 3 starts) on at most PCA_DIMS principal components of the
-    flattened examples scaled to [0, 1]. Clusters are numbered by size, largest first, so the numbering does not
-    depend on the solver's order. The same (data, clusters, seed) always gives the same labels.
+    flattened examples scaled to [0, 1] (for sets over PCA_FIT_VALUES values, fitted on a seeded subset).
+    Clusters are numbered by size, largest first, so the numbering does not depend on the solver's order. The
+    same (data, clusters, seed) always gives the same labels.
     """
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
@@ -31,11 +34,18 @@ def cluster_labels(data: Tensor, clusters: int, *, seed: int = 0) -> Tensor:
         raise ConfigError(f"data.clusters must be an integer >= 2, got {clusters!r}")
     if len(data) < clusters:
         raise DataError(f"cannot make {clusters} clusters of {len(data)} examples")
-    x = data.flatten(1).double().numpy()
-    if data.dtype == torch.uint8:
-        x = x / 255.0
-    dims = min(PCA_DIMS, x.shape[1], len(x))
-    features = PCA(dims, svd_solver="randomized", random_state=seed).fit_transform(x) if dims < x.shape[1] else x
+    flat = data.flatten(1)
+    divisor = 255.0 if data.dtype == torch.uint8 else 1.0
+    dims = min(PCA_DIMS, flat.shape[1], len(flat))
+    if dims == flat.shape[1]:
+        features = flat.double().numpy() / divisor
+    elif flat.numel() <= PCA_FIT_VALUES:
+        features = PCA(dims, svd_solver="randomized", random_state=seed).fit_transform(flat.double().numpy() / divisor)
+    else:  # a large set: fit on a seeded subset, project in chunks, so memory stays bounded
+        fit_rows = torch.randperm(len(flat), generator=torch.Generator().manual_seed(seed))[
+            : max(dims, PCA_FIT_VALUES // flat.shape[1])]
+        pca = PCA(dims, svd_solver="randomized", random_state=seed).fit(flat[fit_rows].float().numpy() / divisor)
+        features = np.concatenate([pca.transform(chunk.float().numpy() / divisor) for chunk in flat.split(4096)])
     found = KMeans(clusters, n_init=3, random_state=seed).fit_predict(features)
     found = torch.from_numpy(found).long()
     sizes = torch.bincount(found, minlength=clusters)
