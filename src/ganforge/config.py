@@ -230,11 +230,11 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)  # training-health monitor thresholds/actions
 
     def validate(self) -> None:
-        from ganforge.metrics.base import DATASET_CLASS_METRICS, expand_metric_names
+        from ganforge.metrics.base import dataset_class_metrics
 
         for section in (self.data, self.model, self.loss, self.train, self.eval, self.health):
             section.validate()
-        by_class = sorted(DATASET_CLASS_METRICS.intersection(expand_metric_names(self.eval.metrics)))
+        by_class = dataset_class_metrics(self.eval.metrics)
         if self.data.labels == "clusters" and by_class:
             raise ConfigError(f"eval.metrics {', '.join(by_class)} compare samples with the dataset's classes, but "
                               "data.labels: clusters trains on k-means clusters; drop them or use data.labels: dataset")

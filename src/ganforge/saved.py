@@ -138,10 +138,11 @@ def evaluate_checkpoint(
     device: str | torch.device = "cpu",
     **kwargs,  # the rest of evaluate()'s keywords (features, resize, num_real, ...)
 ) -> dict[str, float]:
-    """Generate `num` samples from a checkpoint and evaluate them; conditional models cycle through classes."""
+    """Generate `num` samples from a checkpoint and evaluate them; conditional models get generate()'s default
+    classes (cycling; clusters in their training proportions)."""
     from ganforge.data import load_dataset
     from ganforge.errors import GanforgeError
-    from ganforge.metrics.base import DATASET_CLASS_METRICS, expand_metric_names
+    from ganforge.metrics.base import dataset_class_metrics
     from ganforge.metrics.evaluate import default_metrics, evaluate
     from ganforge.metrics.sources import Samples, training_samples
     from ganforge.sampling import default_classes
@@ -152,7 +153,7 @@ def evaluate_checkpoint(
         raise GanforgeError(f"evaluate scores generated samples; this is a {sampler.task} model")
     cfg = config_from_dict(parse_yaml(state["config"], f"the config in {checkpoint}"))
     metrics = default_metrics(sampler.spec.is_image) if metrics is None else metrics
-    by_class = sorted(DATASET_CLASS_METRICS.intersection(expand_metric_names(metrics)))
+    by_class = dataset_class_metrics(metrics)
     if cfg.data.labels == "clusters" and by_class:
         raise GanforgeError(f"{', '.join(by_class)} compare samples with the dataset's classes, and this model's "
                             "classes are k-means clusters (data.labels: clusters)")

@@ -51,6 +51,11 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
 # Metrics that check each sample's requested class against the dataset's classes (its domain classifier): they
 # mean nothing for a model whose classes are k-means clusters (data.labels: clusters).
 DATASET_CLASS_METRICS = frozenset({"gan_test", "cas"})
+
+
+def dataset_class_metrics(names: list[str] | tuple[str, ...] | str) -> list[str]:
+    """The metrics among `names` (aliases expanded) that need the dataset's classes, sorted."""
+    return sorted(DATASET_CLASS_METRICS.intersection(expand_metric_names(names)))
 # Keys where smaller is better (distances, divergences, spreads); for every other key larger is better.
 LOWER_IS_BETTER = frozenset({"fid", "kid", "kid_std", "is_std", "reverse_kl", "stacked_kl"})
 # Short names for metrics that are computed together: `--metrics fid,pr` means fid, precision and recall.
