@@ -123,3 +123,25 @@ def test_large_sets_fit_the_projection_on_a_subset(monkeypatch):
     monkeypatch.setattr(clusters, "PCA_FIT_VALUES", 100 * 36)  # 100 of the 400 images fit the projection
     subset = cluster_labels(images, 3, seed=0)
     assert torch.equal(whole, torch.tensor([1, 0, 2])[kind]) and torch.equal(subset, whole)
+
+
+@pytest.mark.parametrize("fake_classes", ["uniform", "data"])
+def test_fakes_classes_follow_the_training_proportions_when_asked(tmp_path, fake_classes):
+    from ganforge.train.trainer import Trainer
+
+    raw = tiny_config(data={"name": "digits", "image_size": [8], "limit": 256, "labels": "clusters", "clusters": 6},
+                      model={"family": "cgan", "latent_dim": 4, "g_channels": 4, "d_channels": 4},
+                      train={"fake_classes": fake_classes})
+    trainer = Trainer(config_from_dict(raw), tmp_path / "run")
+    counts = trainer.data.labels.bincount(minlength=6).double()
+    torch.manual_seed(0)
+    _, labels = trainer.ctx.sample_inputs(6000)
+    share = labels.bincount(minlength=6).double() / 6000
+    expected = counts / counts.sum() if fake_classes == "data" else torch.full((6,), 1 / 6, dtype=torch.float64)
+    assert counts.max() > 1.5 * counts.min()  # the clusters are imbalanced, so the two ways differ
+    assert (share - expected).abs().max() < 0.025
+
+
+def test_fake_classes_must_be_named():
+    with pytest.raises(ConfigError, match="train.fake_classes must be uniform or data"):
+        config_from_dict(tiny_config(train={"fake_classes": "balanced"}))

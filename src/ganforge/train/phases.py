@@ -87,11 +87,15 @@ class PhaseContext:
     config: Any  # the resolved ganforge.config.Config
     shard: Callable[[Tensor | None], Tensor | None] = lambda x: x  # this rank's rows of a global batch
     scratch: dict[str, Any] = field(default_factory=dict)  # what one phase hands the next within a step
+    class_weights: Tensor | None = None  # fakes' classes are drawn in these proportions (train.fake_classes: data)
 
     def sample_inputs(self, n: int) -> tuple[Tensor, Tensor | None]:
         """Noise and labels for a global batch of n, sliced to this rank: (B_local, latent), (B_local,) or None."""
         G = self.nets.eager["G"]
-        labels = G.sample_labels(n, device=self.device)
+        if self.class_weights is None:
+            labels = G.sample_labels(n, device=self.device)
+        else:
+            labels = torch.multinomial(self.class_weights, n, replacement=True)
         z = G.sample_latent(n, device=self.device)
         return self.shard(z), self.shard(labels)
 

@@ -278,7 +278,7 @@ class Trainer:
             nets=views, batches=self.batches, batch_size=t.batch_size, device=self.device, loss=self.loss,
             regularizers={kind: [r for r in self.regularizers if r.phase == kind] for kind in ("d", "g")},
             augment=self.augment, stats=self.stats, autocast=self.autocast, state=dict(self.family_state.items()),
-            config=cfg, shard=lambda x: distributed.shard(x, self.dist),
+            config=cfg, shard=lambda x: distributed.shard(x, self.dist), class_weights=self._fake_class_weights(),
         )
         self.phases = family.phases(cfg)
         for phase in self.phases:
@@ -288,6 +288,14 @@ class Trainer:
             unknown = [name for name in phase.frozen if name not in self.networks]
             if unknown:
                 raise ConfigError(f"phase {phase.name!r} freezes unknown networks {unknown}")
+
+    def _fake_class_weights(self) -> Tensor | None:
+        """The training set's class counts on the device when fakes' classes follow the data, else None (uniform)."""
+        G = self.networks.get("G")
+        if (self.cfg.train.fake_classes != "data" or self.data.labels is None
+                or not getattr(G, "num_classes", 0)):
+            return None
+        return self.data.labels.bincount(minlength=G.num_classes).float().to(self.device)
 
     def _build_optimizer(self, name: str, spec: OptimizerSpec) -> torch.optim.Optimizer:
         """Adam over the spec's networks; each lr_mult prefix ("G.mapping") gets its own param group."""
