@@ -114,6 +114,13 @@ def test_config_rejects_what_ssgan_cannot_do():
             config_from_dict({**RAW, "model": {**RAW["model"], **bad}})
 
 
+def test_cluster_labels_are_refused(tmp_path):
+    raw = {**RAW, "data": {**RAW["data"], "labels": "clusters", "clusters": 4}, "eval": {}}
+    with pytest.raises(ConfigError, match="ssgan learns the dataset's classes .* data.labels: clusters"):
+        train(config_from_dict(raw), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 # ------------------------------------------------------------------------------------------ labelled subset
 
 

@@ -295,6 +295,9 @@ class SSGAN(Family):
         if spec.num_classes < 2:
             raise ConfigError("model.family ssgan needs labelled data with at least 2 classes; this dataset has "
                               f"{spec.num_classes}")
+        if cfg.data.labels == "clusters":  # its labelled subset and its accuracy are of the dataset's classes
+            raise ConfigError("model.family ssgan learns the dataset's classes from a few labels; data.labels: "
+                              "clusters would give it k-means clusters instead: use data.labels: dataset")
         if cfg.loss.regularizers:
             raise ConfigError("model.family ssgan has its own losses; loss.regularizers are not supported")
         if cfg.train.n_critic != 1 or cfg.train.n_gen != 1:
