@@ -81,7 +81,7 @@ def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespac
     critic = critic_from_state(state, source) if args.best_of > 1 else None
     test = f"{dataset}:test"
     num = max(args.num, args.num_domain)
-    labels = class_counts(training_labels(state, args), num) if sampler.num_classes else None
+    labels = class_counts(training_class_counts(state, sampler, args), num) if sampler.num_classes else None
     fake = final_samples(sampler, critic, labels, seed, args)
     domain = evaluate(fake[: args.num_domain], test, ["fid", "precision", "recall"], features="domain",
                       data_root=args.data_root, progress=False, seed=seed)
@@ -104,18 +104,21 @@ def final_samples(sampler, critic, labels: torch.Tensor | None, seed: int, args:
         return sampler.generate(num, seed=10_000 + seed, labels=labels)
 
 
-def training_labels(state: dict, args: argparse.Namespace) -> torch.Tensor:
-    """The class labels the run trained on: the dataset's own, or its k-means clusters (`data.labels: clusters`,
-    which load_dataset makes again from the stored config, deterministically)."""
+def training_class_counts(state: dict, sampler, args: argparse.Namespace) -> torch.Tensor:
+    """How many training examples each class of the run had: stored in the sampler's spec for a run on k-means
+    clusters, else counted from the dataset's labels (runs from before the spec kept them re-cluster: load_dataset
+    makes the same clusters again from the stored config, deterministically)."""
+    if sampler.spec.class_counts:
+        return torch.tensor(sampler.spec.class_counts)
     cfg = config_from_dict(parse_yaml(state["config"], "the run's stored config"))
     cfg.data.root = str(args.data_root) if args.data_root else cfg.data.root
-    return load_dataset(cfg.data).labels
+    return torch.bincount(load_dataset(cfg.data).labels)
 
 
-def class_counts(train_labels: torch.Tensor, num: int) -> torch.Tensor:
-    """`num` class labels, sorted, each class as often as its share of the training labels (largest remainder):
-    as an unconditional model would learn them."""
-    share = torch.bincount(train_labels).double() / len(train_labels) * num
+def class_counts(train_counts: torch.Tensor, num: int) -> torch.Tensor:
+    """`num` class labels, sorted, each class as often as its share of the training examples (largest
+    remainder): as an unconditional model would learn them."""
+    share = train_counts.double() / train_counts.sum() * num
     counts = share.floor().long()
     counts[(share - counts).argsort(descending=True)[: num - int(counts.sum())]] += 1
     return torch.repeat_interleave(torch.arange(len(counts)), counts)
