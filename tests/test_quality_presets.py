@@ -10,9 +10,10 @@ from ganforge.models import FAMILIES, DataSpec
 
 PRESETS = {"mnist": "mnist", "mnist-fast": "mnist", "fashion-mnist": "fashion-mnist", "seed001-fixed": "mnist",
            "mnist-unconditional": "mnist", "fashion-mnist-unconditional": "fashion-mnist",
-           "mnist-self-conditioned": "mnist"}
+           "mnist-self-conditioned": "mnist", "fashion-mnist-self-conditioned": "fashion-mnist"}
 LABELLED = {"mnist", "fashion-mnist"}  # the recommended presets train on the labels; their -unconditional twins not
-CONDITIONAL = LABELLED | {"mnist-self-conditioned"}  # a class input: the labels, or k-means clusters of the images
+# A class input: the labels, or k-means clusters of the images.
+CONDITIONAL = LABELLED | {"mnist-self-conditioned", "fashion-mnist-self-conditioned"}
 
 
 @pytest.mark.parametrize("name, dataset", list(PRESETS.items()))
@@ -44,10 +45,11 @@ def test_conditional_presets_are_their_unconditional_twins_plus_labels():
                          "label_embed_dim": 16}
 
 
-def test_self_conditioned_preset_is_the_conditional_recipe_on_clusters():
-    clusters, labelled = load_preset("mnist-self-conditioned"), load_preset("mnist")
+@pytest.mark.parametrize("name, count", [("mnist", 50), ("fashion-mnist", 10)])
+def test_self_conditioned_preset_is_the_conditional_recipe_on_clusters(name, count):
+    clusters, labelled = load_preset(f"{name}-self-conditioned"), load_preset(name)
     assert {k: v for k, v in clusters.items() if k != "data"} == {k: v for k, v in labelled.items() if k != "data"}
-    assert clusters["data"] == labelled["data"] | {"labels": "clusters", "clusters": 50}
+    assert clusters["data"] == labelled["data"] | {"labels": "clusters", "clusters": count}
 
 
 @pytest.mark.parametrize("name", [*PRESETS, "seed001"])
