@@ -127,7 +127,7 @@ def test_generate_and_evaluate_take_a_path(tmp_path):
     assert (tmp_path / "s.npz").exists()
     points = tiny_run(tmp_path / "ring", "points")
     scores = ganforge.evaluate(points, "modes", num=200)
-    assert set(scores) == {"modes", "high_quality", "reverse_kl"} and 0 <= scores["modes"] <= 8
+    assert set(scores) == {"modes", "high_quality", "reverse_kl", "mode_spread"} and 0 <= scores["modes"] <= 8
     fake = ganforge.generate(points, 200)
     assert ganforge.evaluate(fake, "modes", real="ring") == pytest.approx(scores)  # samples: the same numbers
 

@@ -111,7 +111,7 @@ def test_cli_evaluate_run_and_npz(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "modes" in table and "precision" in table
     scores = json.loads(out_json.read_text())
-    assert set(scores) == {"modes", "high_quality", "reverse_kl", "precision", "recall"}
+    assert set(scores) == {"modes", "high_quality", "reverse_kl", "mode_spread", "precision", "recall"}
     assert 0 <= scores["modes"] <= 8 and 0.0 <= scores["precision"] <= 1.0
 
     # The same numbers from the samples written by `generate` and a named real set.

@@ -209,9 +209,29 @@ def test_mode_metrics_collapse_and_perfect_spread():
 
     c = grid_centers()
     collapsed = mode_metrics(c[:1].repeat(100, 1), c, GRID_STD)
-    assert collapsed == {"modes": 1.0, "high_quality": 1.0, "reverse_kl": pytest.approx(math.log(25))}
+    assert collapsed == {"modes": 1.0, "high_quality": 1.0, "reverse_kl": pytest.approx(math.log(25)),
+                         "mode_spread": 0.0}
     spread = mode_metrics(c.repeat(4, 1), c, GRID_STD)
-    assert spread == {"modes": 25.0, "high_quality": 1.0, "reverse_kl": pytest.approx(0.0, abs=1e-12)}
+    assert spread == {"modes": 25.0, "high_quality": 1.0, "reverse_kl": pytest.approx(0.0, abs=1e-12),
+                      "mode_spread": 0.0}
+
+
+def test_mode_spread_is_the_rms_offset_over_the_modes_own_and_the_data_score_097():
+    from ganforge.data.toy2d import GRID_STD, grid_centers
+
+    c = grid_centers()
+    # offsets of 1 and 2 std along x, and one sample 4 std away (low quality, left out of the spread)
+    points = torch.stack([c[0] + torch.tensor([GRID_STD, 0.0]), c[3] + torch.tensor([0.0, 2 * GRID_STD]),
+                          c[5] + torch.tensor([4 * GRID_STD, 0.0])])
+    out = mode_metrics(points, c, GRID_STD)
+    assert out["high_quality"] == pytest.approx(2 / 3)
+    assert out["mode_spread"] == pytest.approx(math.sqrt((1 + 4) / 2) / math.sqrt(2))
+    gen = torch.Generator().manual_seed(0)
+    data = c[torch.randint(25, (200_000,), generator=gen)] + GRID_STD * torch.randn(200_000, 2, generator=gen)
+    # E[r^2 | r < 3 std] of a 2-D Gaussian: 2 std^2 (1 - 4.5 e^-4.5 / (1 - e^-4.5))
+    cut = 1 - 4.5 * math.exp(-4.5) / (1 - math.exp(-4.5))
+    assert mode_metrics(data, c, GRID_STD)["mode_spread"] == pytest.approx(math.sqrt(cut), abs=0.005)
+    assert mode_metrics(c[5:6] + 10.0, c, GRID_STD)["mode_spread"] == 0.0  # no high-quality sample at all
 
 
 def test_stacked_modes():

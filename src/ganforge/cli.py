@@ -97,8 +97,8 @@ def _generate(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes, sampler.num_classes) if args.classes is not None else None
     codes = parse_codes(args.code, sampler.codes) if args.code else None
     sweep = parse_sweep(args.sweep, sampler.codes) if args.sweep else None
-    if args.best_of != 1:
-        layout = _best_of_layout(args, sampler, classes, codes or sweep or controls)
+    if args.best_of != 1 or args.refine_steps:
+        layout = _critic_layout(args, sampler, classes, codes or sweep or controls)
     else:
         layout = sample_layout(sampler, args.num, seed=args.seed, classes=classes, codes=codes, sweep=sweep,
                                grid=args.grid, batch_size=args.batch_size, controls=controls)
@@ -108,22 +108,25 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _best_of_layout(args: argparse.Namespace, sampler, classes: list[int] | None, other_controls):
-    """`generate --best-of N`: samples ranked by the run's D; a conditional model's classes cycle, or with --grid
-    fill one row each (each row its class's best, not one noise down each column as a plain grid)."""
+def _critic_layout(args: argparse.Namespace, sampler, classes: list[int] | None, other_controls):
+    """`generate --best-of N` (samples ranked by the run's D) or `--refine-steps N` (noise moved uphill on it): a
+    conditional model's classes cycle, or with --grid fill one row each (with --best-of each row its class's best,
+    not one noise down each column as a plain grid)."""
     import math
 
     import torch
 
     from ganforge.controls import Layout
-    from ganforge.ranking import generate_best_of
     from ganforge.sampling import class_cycle
     from ganforge.saved import load_critic
 
+    if args.best_of != 1 and args.refine_steps:
+        raise GanforgeError("--best-of and --refine-steps are two ways to use the run's D; pick one")
+    flag = "--best-of" if args.best_of != 1 else "--refine-steps"
     if args.best_of < 1:
         raise GanforgeError(f"--best-of must be >= 1, got {args.best_of}")
     if other_controls:
-        raise GanforgeError("--best-of takes noise and --class only, not --code, --sweep or --truncation")
+        raise GanforgeError(f"{flag} takes noise and --class only, not --code, --sweep or --truncation")
     labels, nrow, num = None, None, args.num
     if sampler.num_classes:
         class_list = torch.tensor(classes) if classes else torch.arange(sampler.num_classes)
@@ -133,8 +136,17 @@ def _best_of_layout(args: argparse.Namespace, sampler, classes: list[int] | None
             num = len(labels)
         else:
             labels = class_list[class_cycle(num, len(class_list))]
-    samples = generate_best_of(sampler, load_critic(args.checkpoint), num, best_of=args.best_of, seed=args.seed,
-                               labels=labels, batch_size=args.batch_size)
+    critic = load_critic(args.checkpoint)
+    if args.refine_steps:
+        from ganforge.refine import generate_refined
+
+        samples = generate_refined(sampler, critic, num, steps=args.refine_steps, step_size=args.refine_step_size,
+                                   seed=args.seed, labels=labels, batch_size=args.batch_size)
+    else:
+        from ganforge.ranking import generate_best_of
+
+        samples = generate_best_of(sampler, critic, num, best_of=args.best_of, seed=args.seed, labels=labels,
+                                   batch_size=args.batch_size)
     return Layout(samples, nrow)
 
 
@@ -174,8 +186,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                   data_root=args.data_root, num_real=args.num_real, batch_size=args.batch_size,
                   device=select_device(args.device), progress=not args.no_progress, seed=args.seed)
     if args.fake is not None:
-        if args.best_of != 1:
-            raise GanforgeError("--best-of ranks a run's own samples by its D; with --fake there is no D")
+        if args.best_of != 1 or args.refine_steps:
+            raise GanforgeError("--best-of and --refine-steps use a run's own D; with --fake there is no D")
         if args.real is None and not args.metrics:
             raise GanforgeError("--fake needs --real DATASET_OR_DIR (or --metrics that need no real data)")
         fake = resolve_fake(args.fake, limit=args.num)
@@ -184,7 +196,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         metrics = args.metrics or None
         results = evaluate_checkpoint(args.checkpoint, metrics, num=args.num or 10_000, real=args.real,
-                                      use_ema=not args.no_ema, best_of=args.best_of, **common)
+                                      use_ema=not args.no_ema, best_of=args.best_of,
+                                      refine_steps=args.refine_steps, refine_step_size=args.refine_step_size,
+                                      **common)
     print(format_results(results))
     if json_path is not None:
         from ganforge.fileio import atomic_write_bytes
@@ -273,6 +287,15 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_refine_args(p: argparse.ArgumentParser) -> None:
+    """--refine-steps / --refine-step-size (generate, evaluate): latent refinement by the run's D (ganforge.refine)."""
+    p.add_argument("--refine-steps", type=int, default=0, metavar="N",
+                   help="move each sample's noise N gradient steps uphill on the run's discriminator's logit before "
+                   "decoding it (ganforge.refine; needs a run directory or checkpoint; default 0: off)")
+    p.add_argument("--refine-step-size", type=float, default=0.03, metavar="S",
+                   help="latent step size of --refine-steps (default 0.03)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ganforge import style_tools  # its parser pieces (torch is imported only when a command runs)
 
@@ -332,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--best-of", type=int, default=1, metavar="N",
                    help="draw N times --num samples and keep the --num the run's discriminator scores most real "
                    "(per class; needs a run directory or checkpoint)")
+    add_refine_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     style_tools.add_generate_args(p)  # --truncation, --truncation-sweep
     p.set_defaults(func=_generate)
@@ -378,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--best-of", type=int, default=1, metavar="N",
                    help="score the best --num of N times --num samples by the run's discriminator (generate "
                    "--best-of)")
+    add_refine_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=_evaluate)

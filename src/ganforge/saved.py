@@ -135,6 +135,8 @@ def evaluate_checkpoint(
     use_ema: bool = True,  # sample the EMA of G when the checkpoint has one
     seed: int = 0,  # noise seed of the samples (and of evaluate's subsets)
     best_of: int = 1,  # > 1: the best `num` of best_of * num samples by the run's D (ganforge.ranking)
+    refine_steps: int = 0,  # > 0: each sample's noise moved this many steps uphill on the run's D (ganforge.refine)
+    refine_step_size: float = 0.03,  # the latent step size of refine_steps
     device: str | torch.device = "cpu",
     **kwargs,  # the rest of evaluate()'s keywords (features, resize, num_real, ...)
 ) -> dict[str, float]:
@@ -166,12 +168,20 @@ def evaluate_checkpoint(
     else:
         real_samples = real
     labels = default_classes(sampler, num, seed=seed)  # the classes generate() and generate_best_of() use
-    if best_of == 1:
+    if best_of != 1 and refine_steps:
+        raise GanforgeError("best-of and latent refinement are two ways to use the run's D; pick one")
+    if best_of == 1 and not refine_steps:
         fake = sampler.generate(num, seed=seed, device=device)
     else:
-        from ganforge.ranking import generate_best_of
-
         critic = critic_from_state(state, resolve_checkpoint(checkpoint), device=device)  # the state read above
-        fake = generate_best_of(sampler, critic, num, best_of=best_of, seed=seed, labels=labels, device=device)
+        if refine_steps:
+            from ganforge.refine import generate_refined
+
+            fake = generate_refined(sampler, critic, num, steps=refine_steps, step_size=refine_step_size, seed=seed,
+                                    labels=labels, device=device)
+        else:
+            from ganforge.ranking import generate_best_of
+
+            fake = generate_best_of(sampler, critic, num, best_of=best_of, seed=seed, labels=labels, device=device)
     return evaluate(fake, real_samples, metrics, fake_labels=labels, data_root=data_root, seed=seed, device=device,
                     **kwargs)

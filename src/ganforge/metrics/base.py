@@ -42,7 +42,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "recall": ("recall",),
     "density": ("density",),
     "coverage": ("coverage",),
-    "modes": ("modes", "high_quality", "reverse_kl"),
+    "modes": ("modes", "high_quality", "reverse_kl", "mode_spread"),
     "stacked_mnist": ("stacked_modes", "stacked_kl"),
     "gan_test": ("gan_test_acc",),
     "cas": ("cas",),

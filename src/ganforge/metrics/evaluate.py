@@ -3,7 +3,7 @@
 Metric names (see METRICS) and the keys they return:
   fid -> fid            kid -> kid, kid_std          is -> is, is_std
   precision, recall     density, coverage            (k-NN manifolds, k = 3 and k = 5)
-  modes -> modes, high_quality, reverse_kl           (2D toy data; centres from the ring/grid datasets)
+  modes -> modes, high_quality, reverse_kl, mode_spread  (2D toy data; centres from the ring/grid datasets)
   stacked_mnist -> stacked_modes, stacked_kl         (3-channel stacked MNIST, MNIST classifier per channel)
   gan_test -> gan_test_acc    cas -> cas             (conditional: needs the requested class of each sample)
 
