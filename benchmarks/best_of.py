@@ -4,10 +4,13 @@ For each N in --best-of, `ganforge.ranking.generate_best_of` keeps the best --nu
 logit (per class for conditional models); N = 1 is plain sampling. `--drs Q ...` adds Discriminator Rejection
 Sampling's acceptance rule (Azadi et al. 2019: accept with probability sigmoid(F - gamma), F = d - M - log(1 -
 exp(d - M - eps)), d the logit, M its maximum over the pool, gamma the Q-quantile of F) on a pool of
---drs-pool x --num samples, for comparison. Scores: --num samples against the test images, domain features.
+--drs-pool x --num samples, for comparison. `--refine K:S ...` adds latent refinement (`ganforge.refine`: each
+sample's noise moved K steps of size S uphill on D's logit), which draws no extra samples. Scores: --num samples
+against the test images, domain features.
 
     python benchmarks/best_of.py RUN_DIR --data-root /work/shared/data --best-of 1 2 4
     python benchmarks/best_of.py RUN_DIR --data-root /work/shared/data --best-of 1 4 --drs 0.5 0.8
+    python benchmarks/best_of.py RUN_DIR --data-root /work/shared/data --best-of 1 --refine 10:0.03 10:0.1
 
 The Inception FID of a best-of run comes from `benchmarks/quality.py --inception-only ROWS --best-of N`.
 """
@@ -27,6 +30,7 @@ from gan_runs import machine  # noqa: E402
 from ganforge.config import config_from_dict, parse_yaml  # noqa: E402
 from ganforge.metrics.evaluate import evaluate  # noqa: E402
 from ganforge.ranking import generate_best_of, scored_pool  # noqa: E402
+from ganforge.refine import generate_refined  # noqa: E402
 from ganforge.saved import load_critic, load_sampler  # noqa: E402
 from ganforge.train.checkpoint import load_checkpoint  # noqa: E402
 
@@ -52,6 +56,8 @@ def main() -> None:
     p.add_argument("--best-of", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--drs", type=float, nargs="*", default=[], metavar="Q", help="DRS gamma quantiles to add")
     p.add_argument("--drs-pool", type=int, default=4, help="DRS candidates per requested sample")
+    p.add_argument("--refine", nargs="*", default=[], metavar="K:S",
+                   help="latent refinement rows: K steps of size S each (ganforge.refine)")
     p.add_argument("--num", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0, help="sampling seed is 10,000 + this (as quality.py)")
     p.add_argument("--threads", type=int, default=1)
@@ -82,6 +88,10 @@ def main() -> None:
             raise SystemExit("error: --drs is for unconditional models")
         score(f"DRS, gamma at q{q}", lambda q=q: drs_samples(sampler, critic, args.num, args.drs_pool, q,
                                                              10_000 + args.seed))
+    for spec in args.refine:
+        steps, step_size = int(spec.split(":")[0]), float(spec.split(":")[1])
+        score(f"refined {steps} x {step_size}", lambda k=steps, s=step_size: generate_refined(
+            sampler, critic, args.num, steps=k, step_size=s, seed=10_000 + args.seed, batch_size=500))
     if args.json:
         args.json.write_text(json.dumps({"run": str(args.run), "dataset": dataset, "seed": args.seed,
                                          "num": args.num, "machine": machine(), "rows": rows}, indent=1) + "\n")

@@ -140,3 +140,48 @@ def test_what_refinement_cannot_do_is_one_error_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_runs_sample_section_sets_how_generate_and_evaluate_draw_by_default(tmp_path, monkeypatch):
+    run = tiny_run(tmp_path / "ring", "points", sample={"refine_steps": 3, "refine_step_size": 0.5})
+    sampler, critic = load_sampler(run), load_critic(run)
+    refined = generate_refined(sampler, critic, 50, steps=3, step_size=0.5, seed=2)
+    plain = generate(sampler, 50, seed=2)
+    assert not torch.equal(refined, plain)
+
+    def generated(*flags):
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}.npz"
+        assert main(["generate", str(run), "--num", "50", "--seed", "2", "--format", "npz", "--out", str(out),
+                     *flags]) == 0
+        with np.load(out) as saved:
+            return torch.from_numpy(saved[saved.files[0]])
+
+    assert torch.equal(generated(), refined)  # the run's own setting
+    assert torch.equal(generated("--refine-steps", "0"), plain)  # a flag wins
+    torch.testing.assert_close(generated("--refine-step-size", "0.1"),
+                               generate_refined(sampler, critic, 50, steps=3, step_size=0.1, seed=2))
+    folder = sampler.save_pretrained(tmp_path / "pretrained")  # no D kept: plain samples
+    assert main(["generate", str(folder), "--num", "50", "--seed", "2", "--format", "npz", "--out",
+                 str(tmp_path / "folder.npz")]) == 0
+    with np.load(tmp_path / "folder.npz") as saved:
+        assert torch.equal(torch.from_numpy(saved[saved.files[0]]), plain)
+    scored = []
+    monkeypatch.setattr(importlib.import_module("ganforge.metrics.evaluate"), "evaluate",
+                        lambda fake, real, metrics, **kwargs: scored.append(fake) or {})
+    evaluate_checkpoint(run, ["modes"], num=50, seed=2)
+    evaluate_checkpoint(run, ["modes"], num=50, seed=2, refine_steps=0)
+    assert torch.equal(scored[0], refined) and torch.equal(scored[1], plain)
+
+
+def test_the_sample_section_is_checked():
+    from ganforge.config import config_from_dict
+    from ganforge.errors import ConfigError
+
+    base = {"data": {"name": "ring"}, "model": {"family": "mlp"}}
+    assert config_from_dict(base).sample.refine_steps == 0  # plain samples unless a preset says otherwise
+    with pytest.raises(ConfigError, match="sample.refine_steps must be >= 0"):
+        config_from_dict({**base, "sample": {"refine_steps": -1}})
+    with pytest.raises(ConfigError, match="sample.refine_step_size must be > 0"):
+        config_from_dict({**base, "sample": {"refine_step_size": 0}})
+    with pytest.raises(ConfigError, match="d_pack > 1"):
+        config_from_dict({**base, "model": {"family": "mlp", "d_pack": 2}, "sample": {"refine_steps": 2}})

@@ -83,7 +83,7 @@ def _parse_size(text: str) -> list[int]:
 def _generate(args: argparse.Namespace) -> int:
     from ganforge.controls import parse_classes, parse_codes, parse_sweep, sample_layout
     from ganforge.sampling import write_outputs
-    from ganforge.saved import load_sampler
+    from ganforge.saved import load_sampler, stored_sample_config
     from ganforge.style_tools import truncation_controls, truncation_sweep
 
     if args.truncation_sweep is not None and args.truncation is None:
@@ -97,6 +97,14 @@ def _generate(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes, sampler.num_classes) if args.classes is not None else None
     codes = parse_codes(args.code, sampler.codes) if args.code else None
     sweep = parse_sweep(args.sweep, sampler.codes) if args.sweep else None
+    if args.refine_steps is None or args.refine_step_size is None:  # the run's own sample section
+        stored = stored_sample_config(args.checkpoint)
+        if args.refine_steps is None:
+            # the run's default refines plain noise samples only: not beside --best-of, codes, sweeps or truncation
+            plain = args.best_of == 1 and not (codes or sweep or controls)
+            args.refine_steps = stored.refine_steps if plain else 0
+        if args.refine_step_size is None:
+            args.refine_step_size = stored.refine_step_size
     if args.best_of != 1 or args.refine_steps:
         layout = _critic_layout(args, sampler, classes, codes or sweep or controls)
     else:
@@ -289,11 +297,12 @@ def _presets(args: argparse.Namespace) -> int:
 
 def add_refine_args(p: argparse.ArgumentParser) -> None:
     """--refine-steps / --refine-step-size (generate, evaluate): latent refinement by the run's D (ganforge.refine)."""
-    p.add_argument("--refine-steps", type=int, default=0, metavar="N",
+    p.add_argument("--refine-steps", type=int, metavar="N",
                    help="move each sample's noise N gradient steps uphill on the run's discriminator's logit before "
-                   "decoding it (ganforge.refine; needs a run directory or checkpoint; default 0: off)")
-    p.add_argument("--refine-step-size", type=float, default=0.03, metavar="S",
-                   help="latent step size of --refine-steps (default 0.03)")
+                   "decoding it (ganforge.refine; needs a run directory or checkpoint; default: the run's "
+                   "sample.refine_steps, 0 unless its preset sets it; 0: off)")
+    p.add_argument("--refine-step-size", type=float, metavar="S",
+                   help="latent step size of --refine-steps (default: the run's sample.refine_step_size, 0.03)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
 """The run configuration: dataclasses are the schema, YAML presets are only presets.
 
-A config has five sections (`data`, `model`, `loss`, `train`, `eval`) plus `health`. The `model` section is
+A config has six sections (`data`, `model`, `loss`, `train`, `eval`, `sample`) plus `health`. The `model` section is
 the chosen family's own config dataclass (each family file defines it), so every family validates its own
 keys. Values come from a preset, then dotted overrides (`train.lr_g=2e-4`); every value is type-checked and
 range-checked before training starts, and an unknown key is an error that names it.
@@ -227,19 +227,36 @@ class EvalConfig:
 
 
 @dataclass
+class SampleConfig:
+    """How `ganforge generate` and `ganforge evaluate` draw a trained run's samples unless told otherwise (their
+    --refine-steps / --refine-step-size flags win). Periodic evaluation during training scores plain samples."""
+
+    refine_steps: int = 0  # > 0: each sample's noise moved this many steps uphill on the run's D (ganforge.refine)
+    refine_step_size: float = 0.03  # the latent step size of those steps
+
+    def validate(self) -> None:
+        if self.refine_steps < 0:
+            raise ConfigError(f"sample.refine_steps must be >= 0, got {self.refine_steps}")
+        positive("sample.refine_step_size", self.refine_step_size)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)  # what to train on
     model: Any = None  # the family's own config dataclass (see ganforge.models); built from `model.family`
     loss: LossConfig = field(default_factory=LossConfig)  # adversarial loss, regularizers, D augmentation
     train: TrainConfig = field(default_factory=TrainConfig)  # optimisation, logging, checkpoints
     eval: EvalConfig = field(default_factory=EvalConfig)  # periodic evaluation during training
+    sample: SampleConfig = field(default_factory=SampleConfig)  # how generate / evaluate draw the trained run's samples
     health: HealthConfig = field(default_factory=HealthConfig)  # training-health monitor thresholds/actions
 
     def validate(self) -> None:
         from ganforge.metrics.base import dataset_class_metrics
 
-        for section in (self.data, self.model, self.loss, self.train, self.eval, self.health):
+        for section in (self.data, self.model, self.loss, self.train, self.eval, self.sample, self.health):
             section.validate()
+        if self.sample.refine_steps and getattr(self.model, "d_pack", 1) > 1:
+            raise ConfigError("sample.refine_steps needs one D score per sample, and model.d_pack > 1 scores groups")
         by_class = dataset_class_metrics(self.eval.metrics)
         if self.data.labels == "clusters" and by_class:
             raise ConfigError(f"eval.metrics {', '.join(by_class)} compare samples with the dataset's classes, but "

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganforge.config import build_section, config_from_dict, parse_yaml
+from ganforge.config import SampleConfig, build_section, config_from_dict, parse_yaml
 from ganforge.errors import CheckpointError
 from ganforge.models import FAMILIES, DataSpec, Sampler
 from ganforge.models.sampler import PRETRAINED_CONFIG, PRETRAINED_WEIGHTS
@@ -55,6 +55,16 @@ def load_critic(path: str | Path, *, device: str | torch.device = "cpu") -> nn.M
         raise CheckpointError(f"{path} is a sampler folder (save_pretrained) without the discriminator; pass the "
                               "run directory or a checkpoint")
     return critic_from_state(load_checkpoint(path), resolve_checkpoint(path), device=device)
+
+
+def stored_sample_config(path: str | Path) -> SampleConfig:
+    """The `sample` section a run was trained with (how `generate` / `evaluate` draw its samples by default); the
+    defaults for a save_pretrained folder, which keeps no D to refine with."""
+    path = Path(path)
+    if path.is_dir() and (path / PRETRAINED_CONFIG).exists():
+        return SampleConfig()
+    cfg, _, _, _ = _stored_model(load_checkpoint(path), resolve_checkpoint(path))
+    return cfg.sample
 
 
 def critic_from_state(state: dict[str, Any], source: Path, *, device: str | torch.device = "cpu") -> nn.Module:
@@ -135,8 +145,9 @@ def evaluate_checkpoint(
     use_ema: bool = True,  # sample the EMA of G when the checkpoint has one
     seed: int = 0,  # noise seed of the samples (and of evaluate's subsets)
     best_of: int = 1,  # > 1: the best `num` of best_of * num samples by the run's D (ganforge.ranking)
-    refine_steps: int = 0,  # > 0: each sample's noise moved this many steps uphill on the run's D (ganforge.refine)
-    refine_step_size: float = 0.03,  # the latent step size of refine_steps
+    refine_steps: int | None = None,  # each sample's noise moved this many steps uphill on the run's D
+    # (ganforge.refine); None: the run's sample.refine_steps
+    refine_step_size: float | None = None,  # the latent step size of refine_steps; None: the run's
     device: str | torch.device = "cpu",
     **kwargs,  # the rest of evaluate()'s keywords (features, resize, num_real, ...)
 ) -> dict[str, float]:
@@ -155,6 +166,9 @@ def evaluate_checkpoint(
         raise GanforgeError(f"evaluate scores generated samples; this is a {sampler.task} model")
     cfg = config_from_dict(parse_yaml(state["config"], f"the config in {checkpoint}"))
     metrics = default_metrics(sampler.spec.is_image) if metrics is None else metrics
+    if refine_steps is None:  # the run's default, unless best-of sampling was asked for instead
+        refine_steps = cfg.sample.refine_steps if best_of == 1 else 0
+    refine_step_size = cfg.sample.refine_step_size if refine_step_size is None else refine_step_size
     by_class = dataset_class_metrics(metrics)
     if cfg.data.labels == "clusters" and by_class:
         raise GanforgeError(f"{', '.join(by_class)} compare samples with the dataset's classes, and this model's "
