@@ -38,6 +38,7 @@ from ganforge.config import config_from_dict, parse_yaml  # noqa: E402
 from ganforge.data import load_dataset  # noqa: E402
 from ganforge.metrics.evaluate import evaluate  # noqa: E402
 from ganforge.ranking import generate_best_of  # noqa: E402
+from ganforge.refine import generate_refined  # noqa: E402
 from ganforge.saved import critic_from_state, sampler_from_state  # noqa: E402
 from ganforge.train.checkpoint import load_checkpoint, resolve_checkpoint  # noqa: E402
 
@@ -78,7 +79,7 @@ def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespac
     the Inception FID of the first --num of the same samples."""
     state, source = load_checkpoint(run_dir), resolve_checkpoint(run_dir)  # read once: G, and D for --best-of
     sampler = sampler_from_state(state, source)
-    critic = critic_from_state(state, source) if args.best_of > 1 else None
+    critic = critic_from_state(state, source) if args.best_of > 1 or args.refine_steps else None
     test = f"{dataset}:test"
     num = max(args.num, args.num_domain)
     labels = class_counts(training_class_counts(state, sampler, args), num) if sampler.num_classes else None
@@ -89,15 +90,21 @@ def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespac
            "recall": round(domain["recall"], 3), "num_domain": args.num_domain}
     if args.best_of > 1:
         row["best_of"] = args.best_of
+    if args.refine_steps:
+        row["refine"] = f"{args.refine_steps} x {args.refine_step_size}"
     return row | (inception_fid(fake, test, seed, args) if inception else {})
 
 
 def final_samples(sampler, critic, labels: torch.Tensor | None, seed: int, args: argparse.Namespace
                   ) -> torch.Tensor:
     """The final model's samples every score uses, max(--num, --num-domain) of them: sampling seed 10,000 +
-    training seed (not training noise); with --best-of N, the best of N times as many by the run's D. A
+    training seed (not training noise); with --best-of N, the best of N times as many by the run's D; with
+    --refine-steps N, each noise moved N steps uphill on D (ganforge.refine). A
     conditional model draws the classes `labels` (class_counts), not cycling evenly."""
     num = len(labels) if labels is not None else max(args.num, args.num_domain)
+    if args.refine_steps:
+        return generate_refined(sampler, critic, num, steps=args.refine_steps, step_size=args.refine_step_size,
+                                seed=10_000 + seed, labels=labels, batch_size=500)
     with torch.no_grad():
         if args.best_of > 1:
             return generate_best_of(sampler, critic, num, best_of=args.best_of, seed=10_000 + seed, labels=labels)
@@ -138,8 +145,8 @@ def score_again(row: dict, args: argparse.Namespace) -> dict:
     run_dir = args.out / f"{row['preset']}-seed{row['seed']}"
     dataset = build_config(row["preset"], [], data_root=args.data_root).data.name
     args.num_domain = row["num_domain"]  # the first pass's samples (or, with --best-of, scored afresh)
-    row = {k: v for k, v in row.items() if k != "best_of"} | final_scores(run_dir, dataset, row["seed"], args,
-                                                                           inception=True)
+    kept = {k: v for k, v in row.items() if k not in ("best_of", "refine")}
+    row = kept | final_scores(run_dir, dataset, row["seed"], args, inception=True)
     print(json.dumps(row), flush=True)
     return row
 
@@ -151,6 +158,7 @@ def table(rows: list[dict]) -> str:
         inc = f"{r['inception_fid']} (N = {r['num_inception']})" if "inception_fid" in r else "not run"
         preset = r["preset"] + "".join(f" `{o}`" for o in r.get("overrides", []))
         preset += f" (best of {r['best_of']})" if r.get("best_of", 1) > 1 else ""
+        preset += f" (refined {r['refine']})" if r.get("refine") else ""
         dataset = r["preset"].removesuffix("-unconditional")  # the published figures are per dataset
         lines.append(f"| {preset} | {r['seed']} | {r['steps']} | {r['train_cpu_min']} | {inc} | "
                      f"{r['domain_fid']} | {r['precision']} | {r['recall']} | {PUBLISHED.get(dataset, '')} | "
@@ -180,6 +188,9 @@ def main() -> None:
                              "--json, sampling its run folders under --out again")
     parser.add_argument("--best-of", type=int, default=1, metavar="N",
                         help="score the best --num of N x --num final samples by the run's D (ganforge.ranking)")
+    parser.add_argument("--refine-steps", type=int, default=0, metavar="N",
+                        help="score final samples whose noise moved N steps uphill on the run's D (ganforge.refine)")
+    parser.add_argument("--refine-step-size", type=float, default=0.03, metavar="S")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "quality")
     parser.add_argument("--json", type=Path)
