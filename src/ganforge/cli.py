@@ -83,7 +83,7 @@ def _parse_size(text: str) -> list[int]:
 def _generate(args: argparse.Namespace) -> int:
     from ganforge.controls import parse_classes, parse_codes, parse_sweep, sample_layout
     from ganforge.sampling import write_outputs
-    from ganforge.saved import load_sampler, stored_sample_config
+    from ganforge.saved import load_sampler_and_sample_config
     from ganforge.style_tools import truncation_controls, truncation_sweep
 
     if args.truncation_sweep is not None and args.truncation is None:
@@ -91,20 +91,18 @@ def _generate(args: argparse.Namespace) -> int:
     if args.num <= 0:
         raise GanforgeError(f"--num must be > 0, got {args.num}")
     controls = truncation_controls(args)  # {} or {"truncation": psi}; an error for a model without it
-    sampler = load_sampler(args.checkpoint, use_ema=not args.no_ema)
+    sampler, stored = load_sampler_and_sample_config(args.checkpoint, use_ema=not args.no_ema)
     if sampler.task != "generate":
         raise GanforgeError(f"{args.checkpoint} holds a {sampler.task} model; `ganforge generate` needs a noise model")
     classes = parse_classes(args.classes, sampler.num_classes) if args.classes is not None else None
     codes = parse_codes(args.code, sampler.codes) if args.code else None
     sweep = parse_sweep(args.sweep, sampler.codes) if args.sweep else None
-    if args.refine_steps is None or args.refine_step_size is None:  # the run's own sample section
-        stored = stored_sample_config(args.checkpoint)
-        if args.refine_steps is None:
-            # the run's default refines plain noise samples only: not beside --best-of, codes, sweeps or truncation
-            plain = args.best_of == 1 and not (codes or sweep or controls)
-            args.refine_steps = stored.refine_steps if plain else 0
-        if args.refine_step_size is None:
-            args.refine_step_size = stored.refine_step_size
+    if args.refine_steps is None:  # the run's own sample section refines plain noise samples only: not beside
+        # --best-of, codes, sweeps or truncation
+        plain = args.best_of == 1 and not (codes or sweep or controls)
+        args.refine_steps = stored.refine_steps if plain else 0
+    if args.refine_step_size is None:
+        args.refine_step_size = stored.refine_step_size
     if args.best_of != 1 or args.refine_steps:
         layout = _critic_layout(args, sampler, classes, codes or sweep or controls)
     else:
@@ -126,10 +124,8 @@ def _critic_layout(args: argparse.Namespace, sampler, classes: list[int] | None,
 
     from ganforge.controls import Layout
     from ganforge.sampling import class_cycle
-    from ganforge.saved import load_critic
+    from ganforge.saved import critic_guided_samples, load_critic
 
-    if args.best_of != 1 and args.refine_steps:
-        raise GanforgeError("--best-of and --refine-steps are two ways to use the run's D; pick one")
     flag = "--best-of" if args.best_of != 1 else "--refine-steps"
     if args.best_of < 1:
         raise GanforgeError(f"--best-of must be >= 1, got {args.best_of}")
@@ -144,17 +140,9 @@ def _critic_layout(args: argparse.Namespace, sampler, classes: list[int] | None,
             num = len(labels)
         else:
             labels = class_list[class_cycle(num, len(class_list))]
-    critic = load_critic(args.checkpoint)
-    if args.refine_steps:
-        from ganforge.refine import generate_refined
-
-        samples = generate_refined(sampler, critic, num, steps=args.refine_steps, step_size=args.refine_step_size,
-                                   seed=args.seed, labels=labels, batch_size=args.batch_size)
-    else:
-        from ganforge.ranking import generate_best_of
-
-        samples = generate_best_of(sampler, critic, num, best_of=args.best_of, seed=args.seed, labels=labels,
-                                   batch_size=args.batch_size)
+    samples = critic_guided_samples(sampler, load_critic(args.checkpoint), num, best_of=args.best_of,
+                                    refine_steps=args.refine_steps, refine_step_size=args.refine_step_size,
+                                    seed=args.seed, labels=labels, batch_size=args.batch_size)
     return Layout(samples, nrow)
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ganforge.config import SampleConfig, build_section, config_from_dict, parse_yaml
-from ganforge.errors import CheckpointError
+from ganforge.errors import CheckpointError, GanforgeError
 from ganforge.models import FAMILIES, DataSpec, Sampler
 from ganforge.models.sampler import PRETRAINED_CONFIG, PRETRAINED_WEIGHTS
 from ganforge.train.checkpoint import load_checkpoint, resolve_checkpoint
@@ -57,14 +57,36 @@ def load_critic(path: str | Path, *, device: str | torch.device = "cpu") -> nn.M
     return critic_from_state(load_checkpoint(path), resolve_checkpoint(path), device=device)
 
 
-def stored_sample_config(path: str | Path) -> SampleConfig:
-    """The `sample` section a run was trained with (how `generate` / `evaluate` draw its samples by default); the
-    defaults for a save_pretrained folder, which keeps no D to refine with."""
+def load_sampler_and_sample_config(path: str | Path, *, device: str | torch.device = "cpu",
+                                   use_ema: bool = True) -> tuple[Sampler, SampleConfig]:
+    """`load_sampler`, and the `sample` section the run was trained with (how `generate` / `evaluate` draw its
+    samples by default), from one read of the checkpoint; the defaults for a save_pretrained folder, which keeps
+    no D to refine with."""
     path = Path(path)
     if path.is_dir() and (path / PRETRAINED_CONFIG).exists():
-        return SampleConfig()
-    cfg, _, _, _ = _stored_model(load_checkpoint(path), resolve_checkpoint(path))
-    return cfg.sample
+        return _load_pretrained(path, device=device), SampleConfig()
+    state, source = load_checkpoint(path), resolve_checkpoint(path)
+    cfg, _, _, _ = _stored_model(state, source)
+    return sampler_from_state(state, source, device=device, use_ema=use_ema), cfg.sample
+
+
+def critic_guided_samples(sampler, critic: nn.Module, num: int, *, best_of: int = 1, refine_steps: int = 0,
+                          refine_step_size: float = 0.03, seed: int = 0, labels: torch.Tensor | None = None,
+                          batch_size: int = 256, device: str | torch.device | None = None) -> torch.Tensor:
+    """`num` samples that use the run's D one of two ways: the best of `best_of` x num by its logit
+    (ganforge.ranking) or each noise moved `refine_steps` steps uphill on it (ganforge.refine)."""
+    if best_of != 1 and refine_steps:
+        raise GanforgeError("best-of and latent refinement (--best-of, --refine-steps) are two ways to use the run's "
+                            "D; pick one")
+    if refine_steps:
+        from ganforge.refine import generate_refined
+
+        return generate_refined(sampler, critic, num, steps=refine_steps, step_size=refine_step_size, seed=seed,
+                                labels=labels, batch_size=batch_size, device=device)
+    from ganforge.ranking import generate_best_of
+
+    return generate_best_of(sampler, critic, num, best_of=best_of, seed=seed, labels=labels, batch_size=batch_size,
+                            device=device)
 
 
 def critic_from_state(state: dict[str, Any], source: Path, *, device: str | torch.device = "cpu") -> nn.Module:
@@ -154,7 +176,6 @@ def evaluate_checkpoint(
     """Generate `num` samples from a checkpoint and evaluate them; conditional models get generate()'s default
     classes (cycling; clusters in their training proportions)."""
     from ganforge.data import load_dataset
-    from ganforge.errors import GanforgeError
     from ganforge.metrics.base import dataset_class_metrics
     from ganforge.metrics.evaluate import default_metrics, evaluate
     from ganforge.metrics.sources import Samples, training_samples
@@ -182,20 +203,11 @@ def evaluate_checkpoint(
     else:
         real_samples = real
     labels = default_classes(sampler, num, seed=seed)  # the classes generate() and generate_best_of() use
-    if best_of != 1 and refine_steps:
-        raise GanforgeError("best-of and latent refinement are two ways to use the run's D; pick one")
     if best_of == 1 and not refine_steps:
         fake = sampler.generate(num, seed=seed, device=device)
     else:
         critic = critic_from_state(state, resolve_checkpoint(checkpoint), device=device)  # the state read above
-        if refine_steps:
-            from ganforge.refine import generate_refined
-
-            fake = generate_refined(sampler, critic, num, steps=refine_steps, step_size=refine_step_size, seed=seed,
-                                    labels=labels, device=device)
-        else:
-            from ganforge.ranking import generate_best_of
-
-            fake = generate_best_of(sampler, critic, num, best_of=best_of, seed=seed, labels=labels, device=device)
+        fake = critic_guided_samples(sampler, critic, num, best_of=best_of, refine_steps=refine_steps,
+                                     refine_step_size=refine_step_size, seed=seed, labels=labels, device=device)
     return evaluate(fake, real_samples, metrics, fake_labels=labels, data_root=data_root, seed=seed, device=device,
                     **kwargs)
