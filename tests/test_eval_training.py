@@ -84,6 +84,7 @@ def test_improvement_direction():
         ({"every": 10, "metrics": []}, "eval.metrics is empty"),
         ({"every": 10, "metrics": ["fdi"]}, "eval.metrics: unknown metric 'fdi'"),
         ({"metrics": ["modes"], "best_metric": "fid"}, "not a result of eval.metrics"),
+        ({"metrics": ["modes"], "best_metric": "mode_spread"}, "has no better direction"),
         ({"metrics": ["modes"], "patience": 3}, "needs eval.best_metric"),
         ({"num_real": 0}, "eval.num_real"),
         ({"resize": "nearest"}, "eval.resize"),

@@ -205,7 +205,7 @@ class EvalConfig:
     patience: int = 0  # stop after this many evaluations without improving best_metric; 0: never stop early
 
     def validate(self) -> None:
-        from ganforge.metrics.base import FEATURES, RESULT_KEYS, expand_metric_names
+        from ganforge.metrics.base import FEATURES, NO_DIRECTION, RESULT_KEYS, expand_metric_names
 
         if self.every < 0 or self.patience < 0:
             raise ConfigError("eval.every and eval.patience must be >= 0")
@@ -222,6 +222,9 @@ class EvalConfig:
         if self.best_metric is not None and self.best_metric not in keys:
             raise ConfigError(f"eval.best_metric {self.best_metric!r} is not a result of eval.metrics "
                               f"{self.metrics}; valid: {', '.join(keys) or '(none: list metrics first)'}")
+        if self.best_metric in NO_DIRECTION:
+            raise ConfigError(f"eval.best_metric {self.best_metric!r} has no better direction (the data's own value is "
+                              "best); pick another key")
         if self.patience and self.best_metric is None:
             raise ConfigError("eval.patience needs eval.best_metric: the key whose lack of progress stops the run")
 

@@ -56,8 +56,10 @@ DATASET_CLASS_METRICS = frozenset({"gan_test", "cas"})
 def dataset_class_metrics(names: list[str] | tuple[str, ...] | str) -> list[str]:
     """The metrics among `names` (aliases expanded) that need the dataset's classes, sorted."""
     return sorted(DATASET_CLASS_METRICS.intersection(expand_metric_names(names)))
-# Keys where smaller is better (distances, divergences, spreads); for every other key larger is better.
+# Keys where smaller is better (distances, divergences, spreads); for the other keys, but NO_DIRECTION's, larger is.
 LOWER_IS_BETTER = frozenset({"fid", "kid", "kid_std", "is_std", "reverse_kl", "stacked_kl"})
+# Keys with no better direction (best near a reference value), so they cannot pick a run's best checkpoint.
+NO_DIRECTION = frozenset({"mode_spread"})  # the data's own ~0.97; lower: samples packed tighter than the data
 # Short names for metrics that are computed together: `--metrics fid,pr` means fid, precision and recall.
 ALIASES: dict[str, tuple[str, ...]] = {"pr": ("precision", "recall"), "dc": ("density", "coverage")}
 
