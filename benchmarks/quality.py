@@ -37,9 +37,8 @@ from gan_runs import REPO, build_config, machine, train_timed  # noqa: E402
 from ganforge.config import config_from_dict, parse_yaml  # noqa: E402
 from ganforge.data import load_dataset  # noqa: E402
 from ganforge.metrics.evaluate import evaluate  # noqa: E402
-from ganforge.ranking import generate_best_of  # noqa: E402
-from ganforge.refine import generate_refined  # noqa: E402
-from ganforge.saved import critic_from_state, sampler_from_state  # noqa: E402
+from ganforge.refine import DEFAULT_STEP_SIZE  # noqa: E402
+from ganforge.saved import critic_from_state, critic_guided_samples, sampler_from_state  # noqa: E402
 from ganforge.train.checkpoint import load_checkpoint, resolve_checkpoint  # noqa: E402
 
 PUBLISHED = {"mnist": "6.7 +- 0.4 (WGAN), 6.8 (NS GAN)", "fashion-mnist": "21.5 +- 1.6 (WGAN), 15.8 +- 1.1 (PA-GAN)"}
@@ -102,12 +101,11 @@ def final_samples(sampler, critic, labels: torch.Tensor | None, seed: int, args:
     --refine-steps N, each noise moved N steps uphill on D (ganforge.refine). A
     conditional model draws the classes `labels` (class_counts), not cycling evenly."""
     num = len(labels) if labels is not None else max(args.num, args.num_domain)
-    if args.refine_steps:
-        return generate_refined(sampler, critic, num, steps=args.refine_steps, step_size=args.refine_step_size,
-                                seed=10_000 + seed, labels=labels, batch_size=500)
+    if args.best_of > 1 or args.refine_steps:
+        return critic_guided_samples(sampler, critic, num, best_of=args.best_of, refine_steps=args.refine_steps,
+                                     refine_step_size=args.refine_step_size, seed=10_000 + seed, labels=labels,
+                                     batch_size=500 if args.refine_steps else 256)
     with torch.no_grad():
-        if args.best_of > 1:
-            return generate_best_of(sampler, critic, num, best_of=args.best_of, seed=10_000 + seed, labels=labels)
         return sampler.generate(num, seed=10_000 + seed, labels=labels)
 
 
@@ -190,7 +188,7 @@ def main() -> None:
                         help="score the best --num of N x --num final samples by the run's D (ganforge.ranking)")
     parser.add_argument("--refine-steps", type=int, default=0, metavar="N",
                         help="score final samples whose noise moved N steps uphill on the run's D (ganforge.refine)")
-    parser.add_argument("--refine-step-size", type=float, default=0.03, metavar="S")
+    parser.add_argument("--refine-step-size", type=float, default=DEFAULT_STEP_SIZE, metavar="S")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "quality")
     parser.add_argument("--json", type=Path)

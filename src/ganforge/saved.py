@@ -71,7 +71,7 @@ def load_sampler_and_sample_config(path: str | Path, *, device: str | torch.devi
 
 
 def critic_guided_samples(sampler, critic: nn.Module, num: int, *, best_of: int = 1, refine_steps: int = 0,
-                          refine_step_size: float = 0.03, seed: int = 0, labels: torch.Tensor | None = None,
+                          refine_step_size: float, seed: int = 0, labels: torch.Tensor | None = None,
                           batch_size: int = 256, device: str | torch.device | None = None) -> torch.Tensor:
     """`num` samples that use the run's D one of two ways: the best of `best_of` x num by its logit
     (ganforge.ranking) or each noise moved `refine_steps` steps uphill on it (ganforge.refine)."""
