@@ -321,6 +321,19 @@ def bench_fid(images: Tensor, ext: InceptionExtractor, ext_torch: InceptionExtra
     ok = abs(fid_new - fid_old) / fid_old <= 0.005
     line(f"  default path ({default}) FID within 0.5% of old: {'yes' if ok else 'NO'} "
          f"({fid_new:.6f} vs {fid_old:.6f})")  # fmt: skip
+    flops = network_flops(ext_torch)
+    rate = flops * len(total[default]) / sum(secs[default]) / 1e9
+    line(f"  arithmetic: {flops / 1e9:.2f} GFLOP an image (torch.utils.flop_counter over the folded network, 2 per "
+         f"multiply-add); the default path runs {rate:.0f} GFLOP/s end to end")  # fmt: skip
+
+
+def network_flops(ext: InceptionExtractor) -> float:
+    """Floating-point operations of one image through the fast (folded) network: what any fp32 runtime must do."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        ext.fast_layers(torch.zeros(1, 3, 299, 299).contiguous(memory_format=torch.channels_last))
+    return float(counter.get_total_flops())
 
 
 def bench_malloc(images: Tensor, ext: InceptionExtractor, num: int, rounds: int) -> None:
