@@ -131,3 +131,35 @@ def test_cli_evaluate_run_and_npz(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "exists; pass --overwrite" in err and "not both" in err and "unknown metric 'bogus'" in err
     assert np.load(npz)["points"].shape == (800, 2)
+
+
+def test_a_refining_run_is_scored_on_its_refined_samples(tmp_path):
+    # sample.refine_steps: each evaluation scores what `ganforge evaluate` draws from the saved checkpoint (samples
+    # refined on the run's D), so best.pt is chosen on those; and refining leaves training as it was.
+    refine = {"refine_steps": 5, "refine_step_size": 0.5}
+    train(config_from_dict(tiny_config(eval=EVAL, train={"steps": 60}, sample=refine)), tmp_path / "run")
+    records = eval_records(tmp_path / "run")
+    assert [r["step"] for r in records] == [20, 40, 60]
+    best = max(records, key=lambda r: r["high_quality"])
+    path = tmp_path / "run" / "checkpoints" / "best.pt"
+    assert load_checkpoint(path)["step"] == best["step"]
+    refined = evaluate_checkpoint(path, ["modes"], num=500, seed=0 + 2)  # the run's sample section: refined
+    plain = evaluate_checkpoint(path, ["modes"], num=500, seed=0 + 2, refine_steps=0)
+    keys = ("high_quality", "reverse_kl", "mode_spread")
+    assert [refined[k] for k in keys] == pytest.approx([best[k] for k in keys])
+    assert [plain[k] for k in keys] != pytest.approx([best[k] for k in keys])
+    unevaluated = train(config_from_dict(tiny_config(train={"steps": 60}, sample=refine)), tmp_path / "plain")
+    assert_checkpoints_equal(load_checkpoint(unevaluated.run_dir), load_checkpoint(tmp_path / "run"),
+                             sections=("networks", "optimizers"))
+
+
+def test_refined_evaluation_needs_a_single_discriminator(tmp_path):
+    # GMAN trains several D's: there is no one D to refine on, said before training starts.
+    raw = tiny_config(data={"name": "digits"}, model={"family": "gman", "latent_dim": 8, "g_channels": 8,
+                                                      "d_channels": 8, "num_discriminators": 2},
+                      eval={"every": 10, "metrics": ["fid"], "features": "inception", "num": 64},
+                      sample={"refine_steps": 2},
+                      train={"steps": 20})
+    with pytest.raises(ConfigError, match="sample.refine_steps .*'D'"):
+        train(config_from_dict(raw), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()

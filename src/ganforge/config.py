@@ -232,7 +232,8 @@ class EvalConfig:
 @dataclass
 class SampleConfig:
     """How `ganforge generate` and `ganforge evaluate` draw a trained run's samples unless told otherwise (their
-    --refine-steps / --refine-step-size flags win). Periodic evaluation during training scores plain samples."""
+    --refine-steps / --refine-step-size flags win), and what periodic evaluation during training (eval.every)
+    scores, so that best.pt is chosen on those samples."""
 
     refine_steps: int = 0  # > 0: each sample's noise moved this many steps uphill on the run's D (ganforge.refine)
     refine_step_size: float = 0.03  # the latent step size of those steps

@@ -4,7 +4,9 @@ Every `eval.every` steps the trainer samples `eval.num` points or images from it
 of G when the run keeps one), scores them with `ganforge.metrics.evaluate` against a seeded subset of the
 training data, and logs the results as an `eval` event in metrics.jsonl. With `eval.best_metric` the step that
 scores best so far is kept as checkpoints/best.pt; with `eval.patience` the run stops after that many
-evaluations without improvement.
+evaluations without improvement. A run whose `sample` section refines its samples (`sample.refine_steps`,
+ganforge.refine) is scored on refined samples, with its D as it is at that step: what `ganforge evaluate` and
+`generate` give from the saved checkpoint, so best.pt is chosen on the samples a user will draw.
 
 Evaluation draws no number from the training RNG streams (its own seeds, and the global state is restored
 afterwards), so a run with evaluation trains exactly as the same run without it, and resume stays bitwise.
@@ -39,7 +41,8 @@ class PeriodicEvaluator:
     """Scores a generator against the training data; keeps the best value of `cfg.best_metric`."""
 
     def __init__(self, cfg: EvalConfig, data: TensorData, *, seed: int, data_root: str | None,
-                 device: torch.device, task: str = "generate", data_config=None) -> None:
+                 device: torch.device, task: str = "generate", data_config=None, refine_steps: int = 0,
+                 refine_step_size: float = 0.0) -> None:
         from ganforge.metrics.domain import DOMAINS
 
         self.cfg = cfg
@@ -49,6 +52,8 @@ class PeriodicEvaluator:
         self.device = device
         self.task = task  # the sampler's task: "generate" (scored by its samples) or "classify" (by accuracy)
         self.data_config = data_config  # the run's DataConfig: a classifier is scored on its test split
+        self.refine_steps = refine_steps  # the run's sample.refine_steps: > 0 scores samples refined on its D
+        self.refine_step_size = refine_step_size
         self._test: TensorData | None = None
         classifier_metrics = [m for m in self.metrics if m in CLASSIFIER_METRICS]
         if task == "classify" and len(classifier_metrics) != len(self.metrics):
@@ -67,18 +72,25 @@ class PeriodicEvaluator:
     def due(self, step: int) -> bool:
         return self.cfg.every > 0 and step % self.cfg.every == 0
 
-    def evaluate(self, sampler: nn.Module) -> dict[str, float]:
+    def evaluate(self, sampler: nn.Module, critic: nn.Module | None = None) -> dict[str, float]:
         """The metrics of `cfg.num` fresh samples of a generate sampler (its modes are left as they were), or a
-        classifier's accuracy on the test split."""
+        classifier's accuracy on the test split. `critic`: the run's D, which refines the samples when the run's
+        sample section asks for it (only the noise's gradient is taken: D's weights and gradients are untouched)."""
         if self.task == "classify":
             return self._classifier_metrics(sampler)
         from ganforge.metrics.evaluate import evaluate
         from ganforge.models.sampler import eval_mode
+        from ganforge.refine import generate_refined
         from ganforge.sampling import default_classes, generate
 
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with eval_mode(sampler), torch.random.fork_rng(devices=devices):  # the training RNG streams stay untouched
-            fake = generate(sampler, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)
+            if self.refine_steps:
+                with eval_mode(critic):
+                    fake = generate_refined(sampler, critic, self.cfg.num, steps=self.refine_steps,
+                                            step_size=self.refine_step_size, seed=self.seed + EVAL_SEED_OFFSET)
+            else:
+                fake = generate(sampler, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)
             labels = default_classes(sampler, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)  # generate()'s
             # A growing model's low-resolution stage is scored against reals at the same detail.
             real = match_detail_samples(self.real, sampler.detail_size())
