@@ -15,7 +15,8 @@ draws from the centre of its latent space.
 
 Measured (benchmarks/RESULTS.md, "4b"): on the 2D toys, 10 steps lift the `toy-grid-fast` preset's high-quality
 share from 87.9% to 99.3% and `toy-ring-fast`'s from 94.0% to 98.9% (5 seeds each, every mode kept, reverse KL
-unchanged) for ~0.1 CPU-s per 2,500 samples; but where training left a mode thinly held, its few samples can climb to
+unchanged) for ~0.1 CPU-s per 2,500 samples; on another CPU 10 left one ring seed at 98.4% and 30 (the preset's
+now) gave 98.8-99.6%, the modes no tighter; but where training left a mode thinly held, its few samples can climb to
 a neighbour, so check the mode count with and without. On MNIST (the unconditional DCGAN recipe), 20 steps of 0.03
 cut the domain FID of 10,000 samples from 2.98 to 2.21 at ~16 CPU-ms a sample. It needs the run's D, so it works
 from a run directory or checkpoint (`saved.load_critic`), like best-of sampling (`ganforge.ranking`).
