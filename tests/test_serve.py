@@ -20,11 +20,16 @@ from torch import nn
 
 from browser import Browser, need_chromium, pixel_variety
 from ganforge.cli import main
+from ganforge.errors import GanforgeError
 from ganforge.models import DataSpec, ModelConfig
 from ganforge.models.sampler import CodeSpec, NoiseSampler, TranslationSampler
-from ganforge.saved import load_sampler
-from ganforge.serve import create_app, run_in_background, slerp
-from tiny_runs import trained
+from ganforge.refine import Refinement, generate_refined
+from ganforge.sampling import generate, points_image
+from ganforge.saved import load_critic, load_sampler
+from ganforge.serve import Explorer, create_app, run_in_background, slerp
+from ganforge.serve import _png as points_png  # the bytes the explorer sends for a scatter plot
+from ganforge.serve import _png_grid as images_png  # ... and for images
+from tiny_runs import tiny_run, trained
 
 TIMEOUT = 60  # seconds: a guard against a hung server, generous for a busy CI machine (not a speed test)
 
@@ -272,6 +277,66 @@ def test_points_model_returns_a_scatter_plot():
         assert plot.shape == (384, 384, 3) and len(torch.unique(plot.reshape(-1, 3), dim=0)) >= 2
         assert c.get("/api/sample", params={"n": 10001}).status_code == 400
         assert c.get("/api/interpolate").status_code == 404
+
+
+# ------------------------------------------------------------------------------------------------ refinement
+
+
+def test_a_refining_run_is_served_as_generate_draws_it(tmp_path):
+    run = tiny_run(tmp_path / "ring", "points", sample={"refine_steps": 3, "refine_step_size": 0.5})
+    sampler, critic = load_sampler(run), load_critic(run)
+    refined = Explorer(sampler, refine=Refinement(critic, 3, 0.5))
+    plain = Explorer(sampler)
+    assert refined.info()["refine_steps"] == 3 and refined.info()["refine_step_size"] == 0.5
+    assert plain.info()["refine_steps"] == 0
+    expected = generate_refined(sampler, critic, 50, steps=3, step_size=0.5, seed=2)
+    assert not torch.equal(expected, generate(sampler, 50, seed=2))
+    assert refined.sample({"seed": "2", "n": "50"}) == points_png(points_image(expected))
+    assert plain.sample({"seed": "2", "n": "50"}) == points_png(points_image(generate(sampler, 50, seed=2)))
+
+
+def test_refined_interpolation_ends_at_the_refined_samples(run_dir):
+    sampler, critic = load_sampler(run_dir), load_critic(run_dir)
+    explorer = Explorer(sampler, refine=Refinement(critic, 3, 1.0))  # a tiny run's D is flat: large steps
+    one = explorer.sample({"seed": "3", "class": "1"})
+    assert one == images_png(generate_refined(sampler, critic, 1, steps=3, step_size=1.0, seed=3,
+                                              labels=torch.tensor([1])), 1)
+    grid = {"seed": "3", "n": "16"}
+    assert explorer.sample(grid) != Explorer(sampler).sample(grid)  # refinement moved the images
+    ends = [explorer.interpolate({"seed_a": "3", "seed_b": "4", "class": "1", "class_b": "2", "t": t})
+            for t in ("0", "1")]
+    assert ends == [one, explorer.sample({"seed": "4", "class": "2"})]
+
+
+def test_refinement_needs_a_noise_model_and_a_possible_setting(run_dir):
+    sampler, critic = load_sampler(run_dir), load_critic(run_dir)
+    with pytest.raises(GanforgeError, match="refine step size must be > 0"):
+        Explorer(sampler, refine=Refinement(critic, 2, 0.0))
+    with pytest.raises(GanforgeError, match="moves noise; this is a translate model"):
+        Explorer(_inverter(), refine=Refinement(critic, 2, 0.1))
+
+
+def test_serve_cli_refines_as_the_runs_sample_section_says(tmp_path, monkeypatch, capsys):
+    import ganforge.serve
+
+    run = tiny_run(tmp_path / "ring", "points", sample={"refine_steps": 3, "refine_step_size": 0.5})
+    served = []
+    monkeypatch.setattr(ganforge.serve, "serve", lambda sampler, **kwargs: served.append(kwargs["refine"]))
+
+    def refine_of(*argv):
+        assert main(["serve", *argv]) == 0
+        return served[-1]
+
+    default = refine_of(str(run))
+    assert (default.steps, default.step_size) == (3, 0.5) and type(default.critic).__name__ == "Discriminator"
+    assert refine_of(str(run), "--refine-steps", "0") is None
+    assert refine_of(str(run), "--refine-step-size", "0.1").step_size == 0.1
+    folder = load_sampler(run).save_pretrained(tmp_path / "pretrained")
+    assert refine_of(str(folder)) is None  # a sampler folder keeps no D: plain samples, as `generate` gives
+    capsys.readouterr()
+    assert main(["serve", str(folder), "--refine-steps", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "without the discriminator" in err and len(err.splitlines()) == 1
 
 
 def test_missing_server_packages_is_one_clear_error(run_dir, monkeypatch, capsys):

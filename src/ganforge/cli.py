@@ -235,12 +235,18 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ganforge.saved import load_sampler
+    from ganforge.refine import Refinement
+    from ganforge.saved import load_critic, load_sampler_and_sample_config
     from ganforge.serve import check_server_packages, serve
 
     check_server_packages()  # before the model loads: a missing extra is the first thing to hear about
-    serve(load_sampler(args.checkpoint, use_ema=not args.no_ema), host=args.host, port=args.port,
-          max_upload_mb=args.max_upload_mb, name=args.checkpoint)
+    sampler, stored = load_sampler_and_sample_config(args.checkpoint, use_ema=not args.no_ema)
+    steps = stored.refine_steps if args.refine_steps is None else args.refine_steps
+    step_size = stored.refine_step_size if args.refine_step_size is None else args.refine_step_size
+    # Served as `generate` draws it: refined on the run's D when its preset (or the flag) says so.
+    refine = Refinement(load_critic(args.checkpoint), steps, step_size) if steps else None
+    serve(sampler, refine=refine, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+          name=args.checkpoint)
     return 0
 
 
@@ -284,7 +290,8 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def add_refine_args(p: argparse.ArgumentParser) -> None:
-    """--refine-steps / --refine-step-size (generate, evaluate): latent refinement by the run's D (ganforge.refine)."""
+    """--refine-steps / --refine-step-size (generate, evaluate, serve): latent refinement by the run's D
+    (ganforge.refine)."""
     p.add_argument("--refine-steps", type=int, metavar="N",
                    help="move each sample's noise N gradient steps uphill on the run's discriminator's logit before "
                    "decoding it (ganforge.refine; needs a run directory or checkpoint; default: the run's "
@@ -439,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
     p.add_argument("--max-upload-mb", type=float, default=8.0, help="largest image upload accepted (default 8 MB)")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    add_refine_args(p)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("interpolate", help="images along a path through latent space (GIF or PNG strip)",

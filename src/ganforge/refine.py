@@ -24,13 +24,15 @@ from a run directory or checkpoint (`saved.load_critic`), like best-of sampling 
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
 from ganforge.sampling import default_classes, to_output
 
-__all__ = ["DEFAULT_STEP_SIZE", "generate_refined", "refine_latents"]
+__all__ = ["DEFAULT_STEP_SIZE", "Refinement", "generate_refined", "refine_latents"]
 
 DEFAULT_STEP_SIZE = 0.03  # latent units per unit of D-logit gradient; 0.03-0.1 scored best on the 2D toys
 
@@ -82,6 +84,30 @@ def generate_refined(sampler, critic: nn.Module, num: int, *, steps: int, step_s
         with torch.no_grad():
             out.append(to_output(sampler(z, y).float().cpu(), sampler.spec.is_image))
     return torch.cat(out) if out else torch.empty(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Refinement:
+    """How a long-lived user of a sampler (the explorer) refines its noise: the run's D and the step settings.
+
+    `for_sampler` checks them once against the sampler, so a request never meets a setting that cannot work."""
+
+    critic: nn.Module  # the run's discriminator "D" (saved.load_critic), frozen
+    steps: int  # gradient steps on each noise, > 0
+    step_size: float = DEFAULT_STEP_SIZE  # latent units per unit of D-logit gradient
+
+    def for_sampler(self, sampler) -> Refinement:
+        check_refinable(sampler, self.critic, steps=self.steps, step_size=self.step_size)
+        if self.steps < 1:
+            raise GanforgeError(f"refine steps must be >= 1 to refine, got {self.steps}")
+        return self
+
+    def latents(self, sampler, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return refine_latents(sampler, self.critic, z, labels, steps=self.steps, step_size=self.step_size)
+
+    def generate(self, sampler, num: int, *, seed: int = 0, labels: Tensor | None = None) -> Tensor:
+        return generate_refined(sampler, self.critic, num, steps=self.steps, step_size=self.step_size, seed=seed,
+                                labels=labels)
 
 
 def check_refinable(sampler, critic: nn.Module, *, steps: int, step_size: float, prior: float = 0.0,

@@ -7,6 +7,11 @@ drive from a test than a plain page. This is one small page (inline script and s
 elsewhere, a Content-Security-Policy that forbids it) on a maintained ASGI server, and every request is a plain
 URL: `GET /api/sample?seed=3&class=1` returns a PNG, so the page, scripts and tests all use the same interface.
 
+A run whose preset refines its samples (`sample.refine_steps`, ganforge.refine) is served refined, as `generate`
+draws it: served from a run directory or checkpoint, the explorer keeps the run's D and moves each noise uphill on
+it before decoding (samples and z-space interpolation at truncation 1); a save_pretrained folder keeps no D, so its
+samples are plain. /api/info says which.
+
 Every input is validated here, on the server: an unknown, malformed or out-of-range parameter is a 4xx answer
 with a one-line message and the server keeps serving. Uploads are bounded in bytes and pixels; generation runs
 under one lock, so any number of concurrent clients take turns on the model.
@@ -27,6 +32,7 @@ from torch import Tensor
 
 from ganforge.errors import GanforgeError
 from ganforge.models.sampler import NoiseSampler, Sampler, TranslationSampler
+from ganforge.refine import Refinement
 
 __all__ = ["BadRequest", "Explorer", "create_app", "run_in_background", "serve"]
 
@@ -102,10 +108,14 @@ class Params:
 class Explorer:
     """What the pages ask of a sampler, validated; PNG bytes out. Thread-safe (one lock around the model)."""
 
-    def __init__(self, sampler: Sampler, *, max_upload_bytes: int = 8 * 2**20) -> None:
+    def __init__(self, sampler: Sampler, *, refine: Refinement | None = None,
+                 max_upload_bytes: int = 8 * 2**20) -> None:
         if not isinstance(sampler, (NoiseSampler, TranslationSampler)):
             raise GanforgeError(f"the explorer serves noise and translation models; this is a {sampler.task} model")
+        if refine is not None and not isinstance(sampler, NoiseSampler):
+            raise GanforgeError(f"latent refinement moves noise; this is a {sampler.task} model")
         self.sampler = sampler.eval()
+        self.refine = None if refine is None else refine.for_sampler(sampler)
         self.max_upload_bytes = max_upload_bytes
         self.lock = threading.Lock()
 
@@ -126,6 +136,8 @@ class Explorer:
         else:
             out.update(latent_dim=s.latent_dim, num_classes=s.num_classes,
                        supports_truncation=bool(s.supports_truncation), supports_w=hasattr(s, "to_w"),
+                       refine_steps=self.refine.steps if self.refine else 0,
+                       refine_step_size=self.refine.step_size if self.refine else None,
                        codes=[{"name": c.name, "kind": c.kind, "size": c.size, "low": c.low, "high": c.high}
                               for c in s.codes.values()])
         return out
@@ -158,6 +170,13 @@ class Explorer:
             controls["codes"] = codes
         return controls
 
+    def _refinement(self, controls: dict[str, Any]) -> Refinement | None:
+        """The refinement for a request with these controls: none below truncation 1 (its own trade of variety
+        for quality, on another path through the model), as `generate` refines plain noise only."""
+        if self.refine is None or controls.get("truncation", 1.0) != 1.0:
+            return None
+        return self.refine
+
     def _labels(self, params: Params, n: int, name: str = "class") -> Tensor | None:
         s = self._noise_sampler()
         if not s.num_classes:
@@ -186,8 +205,12 @@ class Explorer:
         params.finish()
         if s.spec.is_image:
             _check_output_size(n, s.spec.shape, scale)
+        refine = self._refinement(controls)
         with self.lock, torch.no_grad():
-            out = self._call(lambda: s.generate(n, seed=seed, labels=labels, **controls))
+            if refine is not None:  # the same noise as below, each moved uphill on the run's D first
+                out = self._call(lambda: refine.generate(s, n, seed=seed, labels=labels))
+            else:
+                out = self._call(lambda: s.generate(n, seed=seed, labels=labels, **controls))
         if not s.spec.is_image:
             return _png(points_image(out))
         return _png_grid(out, scale)
@@ -223,8 +246,11 @@ class Explorer:
                 images = self._call(lambda: s.from_w(w))
             else:
                 z = z_a.lerp(z_b, t) if mode == "linear" else slerp(z_a, z_b, t)
-                labels = _mix_labels(label_a, label_b, t)
-                images = self._call(lambda: s(z, _to(labels, device), **_to_device(controls, device)))
+                labels = _to(_mix_labels(label_a, label_b, t), device)
+                refine = self._refinement(controls)
+                if refine is not None:  # each point of the path refined as a sample is: its ends are the samples
+                    z = self._call(lambda: refine.latents(s, z, labels))
+                images = self._call(lambda: s(z, labels, **_to_device(controls, device)))
         from ganforge.sampling import to_output
 
         return _png_grid(to_output(images.float().cpu(), True), scale)
@@ -372,9 +398,10 @@ def check_server_packages() -> None:
         raise GanforgeError(f"ganforge serve needs {' and '.join(missing)}: pip install 'ganforge[serve]'")
 
 
-def create_app(sampler: Sampler, *, max_upload_mb: float = 8.0):
+def create_app(sampler: Sampler, *, refine: Refinement | None = None, max_upload_mb: float = 8.0):
     """The explorer as an ASGI app (starlette): the page at /, the JSON description at /api/info, PNGs from
-    /api/sample and /api/interpolate, and POST /api/translate for image-to-image models."""
+    /api/sample and /api/interpolate, and POST /api/translate for image-to-image models. With `refine`, noise
+    samples are refined on the run's D (ganforge.refine) as `generate` draws them."""
     check_server_packages()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -384,7 +411,7 @@ def create_app(sampler: Sampler, *, max_upload_mb: float = 8.0):
 
     if not max_upload_mb > 0:
         raise GanforgeError(f"--max-upload-mb must be > 0, got {max_upload_mb}")
-    explorer = Explorer(sampler, max_upload_bytes=int(max_upload_mb * 2**20))
+    explorer = Explorer(sampler, refine=refine, max_upload_bytes=int(max_upload_mb * 2**20))
     explorer.warm_up()
 
     def error(err: BadRequest) -> JSONResponse:
@@ -467,10 +494,10 @@ def _server(app, sock: socket.socket):
     return uvicorn.Server(config)
 
 
-def serve(sampler: Sampler, *, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: float = 8.0,
-          name: str = "the model") -> None:
+def serve(sampler: Sampler, *, refine: Refinement | None = None, host: str = "127.0.0.1", port: int = 7860,
+          max_upload_mb: float = 8.0, name: str = "the model") -> None:
     """Serve the explorer of `sampler` (e.g. `ganforge.load_sampler(RUN)`) until interrupted; prints its URL."""
-    app = create_app(sampler, max_upload_mb=max_upload_mb)
+    app = create_app(sampler, refine=refine, max_upload_mb=max_upload_mb)
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {name} at http://{shown}:{sock.getsockname()[1]}/  (Ctrl-C stops)", flush=True)
@@ -683,7 +710,8 @@ figure{margin:8px 0}figure img{image-rendering:pixelated;width:320px;border:1px 
     var what = info.task === 'generate'
       ? (info.is_image ? info.shape.join('×') + ' images' : info.shape[0] + 'D points') +
         ', latent ' + info.latent_dim + (info.num_classes ? ', ' + info.num_classes + ' classes' : '') +
-        (info.codes.length ? ', codes ' + info.codes.map(function(c){ return c.name; }).join(', ') : '')
+        (info.codes.length ? ', codes ' + info.codes.map(function(c){ return c.name; }).join(', ') : '') +
+        (info.refine_steps ? ', noise refined by D (' + info.refine_steps + ' steps at truncation 1)' : '')
       : info.task + ' model, directions ' + Object.keys(info.directions).join(', ');
     $('meta').textContent = info.family + ': ' + what;
     if (info.task === 'generate') setupGenerate(); else setupTranslate();
