@@ -11,9 +11,10 @@ from PIL import Image
 
 from ganforge.cli import main
 from ganforge.errors import GanforgeError
-from ganforge.interpolation import interpolate, lerp, slerp
+from ganforge.interpolation import interpolate, lerp, slerp, write_interpolation
 from ganforge.models.sampler import NoiseSampler
-from ganforge.saved import load_sampler
+from ganforge.refine import Refinement, generate_refined
+from ganforge.saved import load_critic, load_sampler
 from tiny_runs import tiny_run
 
 
@@ -69,6 +70,27 @@ def test_endpoints_are_the_seeds_samples_and_methods_differ_in_between(runs):
     assert torch.equal(lin[0, 0], start[0]) and torch.equal(sph[0, 0], start[0])
     assert torch.equal(lin[-1, 0], sampler.generate(1, seed=9)[0])
     assert not torch.equal(lin[2], sph[2])
+
+
+def test_a_refining_run_walks_between_its_refined_samples(tmp_path, capsys):
+    run = tiny_run(tmp_path / "refining", sample={"refine_steps": 3, "refine_step_size": 20.0})  # flat D: big steps
+    sampler, critic = load_sampler(run), load_critic(run)
+    walk = interpolate(sampler, steps=4, rows=8, from_seed=3, to_seed=9, refine=Refinement(critic, 3, 20.0))
+    plain = interpolate(sampler, steps=4, rows=8, from_seed=3, to_seed=9)
+    assert torch.equal(walk[0], generate_refined(sampler, critic, 8, steps=3, step_size=20.0, seed=3))
+    assert torch.equal(walk[-1], generate_refined(sampler, critic, 8, steps=3, step_size=20.0, seed=9))
+    assert not torch.equal(walk, plain)
+    expected = write_interpolation(walk, tmp_path / "expected.png").read_bytes()
+    for flags, images in (([], expected), (["--refine-steps", "0"], None)):
+        out = tmp_path / f"walk{len(flags)}.png"
+        assert main(["interpolate", str(run), "--steps", "4", "--rows", "8", "--from-seed", "3", "--to-seed", "9",
+                     "--out", str(out), *flags]) == 0
+        assert (out.read_bytes() == expected) == (images is not None)  # the run's own setting; a flag wins
+    capsys.readouterr()
+    assert main(["interpolate", str(run), "--space", "w", "--refine-steps", "2", "--out",
+                 str(tmp_path / "w.png")]) == 2
+    err = capsys.readouterr().err
+    assert "refinement moves z" in err and err.count("\n") == 1
 
 
 def test_class_of_a_conditional_model(runs, tmp_path, capsys):

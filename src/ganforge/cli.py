@@ -235,30 +235,40 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ganforge.refine import Refinement
-    from ganforge.saved import load_critic, load_sampler_and_sample_config
+    from ganforge.saved import load_sampler_and_sample_config
     from ganforge.serve import check_server_packages, serve
 
     check_server_packages()  # before the model loads: a missing extra is the first thing to hear about
     sampler, stored = load_sampler_and_sample_config(args.checkpoint, use_ema=not args.no_ema)
-    steps = stored.refine_steps if args.refine_steps is None else args.refine_steps
-    step_size = stored.refine_step_size if args.refine_step_size is None else args.refine_step_size
     # Served as `generate` draws it: refined on the run's D when its preset (or the flag) says so.
-    refine = Refinement(load_critic(args.checkpoint), steps, step_size) if steps else None
+    refine = _refinement(args, stored, plain=True)
     serve(sampler, refine=refine, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
           name=args.checkpoint)
     return 0
 
 
+def _refinement(args: argparse.Namespace, stored, *, plain: bool):
+    """The Refinement that --refine-steps / --refine-step-size or else the run's sample section ask for (none for
+    a request that is not plain noise, unless the flag asks), loading the run's D only when it is needed."""
+    from ganforge.refine import Refinement
+    from ganforge.saved import load_critic
+
+    steps = args.refine_steps if args.refine_steps is not None else stored.refine_steps if plain else 0
+    step_size = stored.refine_step_size if args.refine_step_size is None else args.refine_step_size
+    return Refinement(load_critic(args.checkpoint), steps, step_size) if steps else None
+
+
 def _interpolate(args: argparse.Namespace) -> int:
     from ganforge.interpolation import interpolate, write_interpolation
-    from ganforge.saved import load_sampler
+    from ganforge.saved import load_sampler_and_sample_config
 
-    sampler = load_sampler(args.checkpoint, use_ema=not args.no_ema)
+    sampler, stored = load_sampler_and_sample_config(args.checkpoint, use_ema=not args.no_ema)
     from_seed = args.seed if args.from_seed is None else args.from_seed
     to_seed = from_seed + 1 if args.to_seed is None else args.to_seed
+    refine = _refinement(args, stored, plain=args.space == "z" and args.truncation in (None, 1.0))
     images = interpolate(sampler, steps=args.steps, method=args.method, space=args.space, from_seed=from_seed,
-                         to_seed=to_seed, rows=args.rows, label=args.label, truncation=args.truncation)
+                         to_seed=to_seed, rows=args.rows, label=args.label, truncation=args.truncation,
+                         refine=refine)
     path = write_interpolation(images, args.out, fps=args.fps, overwrite=args.overwrite)
     print(f"wrote {path} ({args.rows} path(s) x {args.steps} steps)")
     return 0
@@ -290,7 +300,7 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def add_refine_args(p: argparse.ArgumentParser) -> None:
-    """--refine-steps / --refine-step-size (generate, evaluate, serve): latent refinement by the run's D
+    """--refine-steps / --refine-step-size (generate, evaluate, serve, interpolate): latent refinement by the run's D
     (ganforge.refine)."""
     p.add_argument("--refine-steps", type=int, metavar="N",
                    help="move each sample's noise N gradient steps uphill on the run's discriminator's logit before "
@@ -468,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=8.0, help="GIF frames per second")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_refine_args(p)
     p.set_defaults(func=_interpolate)
 
     p = sub.add_parser("export", help="export a trained model: ONNX, TorchScript or safetensors + JSON",

@@ -64,6 +64,7 @@ def interpolate(
     rows: int = 1,  # independent paths (one row of the PNG strip each; all in one GIF frame)
     label: int | None = None,  # conditional models: the class of every path; None: row i gets class i
     truncation: float | None = None,  # style models: pull w towards its average (psi in [0, 1])
+    refine=None,  # a ganforge.refine.Refinement: each z on the path refined on the run's D, as `generate` does
 ) -> Tensor:
     """Images along latent paths: uint8 (steps, rows, C, H, W)."""
     if getattr(sampler, "task", None) != "generate":
@@ -77,6 +78,9 @@ def interpolate(
         raise GanforgeError(f"--rows must be >= 1, got {rows}")
     if space not in SPACES:
         raise GanforgeError(f"unknown space {space!r}; valid: {', '.join(SPACES)}")
+    if refine is not None and (space != "z" or truncation not in (None, 1.0)):
+        raise GanforgeError("latent refinement moves z: it takes --space z and no --truncation below 1 (pass "
+                            "--refine-steps 0 for plain images)")
     method = method or ("slerp" if space == "z" else "linear")
     if method not in METHODS:
         raise GanforgeError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
@@ -103,7 +107,10 @@ def interpolate(
             frames.append(sampler.from_w(w))
     else:
         for z in path(z_a, z_b, t.to(device)):
-            frames.append(sampler(z, labels, **controls))
+            if refine is not None:  # each point refined as a sample is, so the ends are `generate`'s samples
+                z = refine.latents(sampler, z, labels)
+            with torch.no_grad():
+                frames.append(sampler(z, labels, **controls))
     images = torch.stack([f.float().cpu() for f in frames])  # (steps, rows, C, H, W) in [-1, 1]
     return images.add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
