@@ -140,6 +140,17 @@ def test_cli_export_of_a_run_never_overwrites(tmp_path, capsys):
     assert out.read_bytes() != before
 
 
+def test_exporting_a_refining_run_says_the_export_draws_plain_samples(tmp_path, capsys):
+    run = tiny_run(tmp_path / "ring", "points", sample={"refine_steps": 3})
+    plain = tiny_run(tmp_path / "plain", "points")
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "safetensors", "--out", str(tmp_path / "st")]) == 0
+    out = capsys.readouterr().out
+    assert "refines its samples on its D (3 steps" in out and "draws plain samples" in out
+    assert main(["export", str(plain), "--format", "safetensors", "--out", str(tmp_path / "st2")]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_export_refuses_a_folder_and_an_unknown_format(tmp_path):
     sampler = build("mlp")
     with pytest.raises(GanforgeError, match="is a folder"):

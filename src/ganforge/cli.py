@@ -276,11 +276,14 @@ def _interpolate(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from ganforge.export import export_sampler
-    from ganforge.saved import load_sampler
+    from ganforge.saved import load_sampler_and_sample_config
 
-    sampler = load_sampler(args.checkpoint, use_ema=not args.no_ema)
+    sampler, stored = load_sampler_and_sample_config(args.checkpoint, use_ema=not args.no_ema)
     path = export_sampler(sampler, args.format, args.out, overwrite=args.overwrite)
     print(f"wrote {path} ({args.format}, {sampler.task} model)")
+    if stored.refine_steps:  # what was exported is G alone: say so rather than let its samples surprise
+        print(f"note: this run refines its samples on its D ({stored.refine_steps} steps, sample.refine_steps); the "
+              f"export holds G only, so it draws plain samples (`ganforge generate {args.checkpoint}` refines)")
     return 0
 
 
