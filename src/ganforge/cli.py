@@ -97,12 +97,9 @@ def _generate(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes, sampler.num_classes) if args.classes is not None else None
     codes = parse_codes(args.code, sampler.codes) if args.code else None
     sweep = parse_sweep(args.sweep, sampler.codes) if args.sweep else None
-    if args.refine_steps is None:  # the run's own sample section refines plain noise samples only: not beside
-        # --best-of, codes, sweeps or truncation
-        plain = args.best_of == 1 and not (codes or sweep or controls)
-        args.refine_steps = stored.refine_steps if plain else 0
-    if args.refine_step_size is None:
-        args.refine_step_size = stored.refine_step_size
+    # The run's own sample section refines plain noise samples only: not beside --best-of, codes, sweeps or truncation
+    plain = args.best_of == 1 and not (codes or sweep or controls)
+    args.refine_steps, args.refine_step_size = _refine_settings(args, stored, plain=plain)
     if args.best_of != 1 or args.refine_steps:
         layout = _critic_layout(args, sampler, classes, codes or sweep or controls)
     else:
@@ -247,14 +244,20 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refine_settings(args: argparse.Namespace, stored, *, plain: bool) -> tuple[int, float]:
+    """(steps, step size) of latent refinement: --refine-steps / --refine-step-size, or else the run's sample
+    section `stored`, whose steps apply to plain noise samples only (`plain`)."""
+    steps = args.refine_steps if args.refine_steps is not None else stored.refine_steps if plain else 0
+    step_size = stored.refine_step_size if args.refine_step_size is None else args.refine_step_size
+    return steps, step_size
+
+
 def _refinement(args: argparse.Namespace, stored, *, plain: bool):
-    """The Refinement that --refine-steps / --refine-step-size or else the run's sample section ask for (none for
-    a request that is not plain noise, unless the flag asks), loading the run's D only when it is needed."""
+    """The Refinement that `_refine_settings` asks for, or None; loads the run's D only when it is needed."""
     from ganforge.refine import Refinement
     from ganforge.saved import load_critic
 
-    steps = args.refine_steps if args.refine_steps is not None else stored.refine_steps if plain else 0
-    step_size = stored.refine_step_size if args.refine_step_size is None else args.refine_step_size
+    steps, step_size = _refine_settings(args, stored, plain=plain)
     return Refinement(load_critic(args.checkpoint), steps, step_size) if steps else None
 
 
