@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gan_runs import REPO, build_config, machine, train_timed  # noqa: E402
 from ganforge.config import config_from_dict, parse_yaml  # noqa: E402
 from ganforge.data import load_dataset  # noqa: E402
+from ganforge.devices import select_device  # noqa: E402
 from ganforge.metrics.evaluate import evaluate  # noqa: E402
 from ganforge.refine import DEFAULT_STEP_SIZE  # noqa: E402
 from ganforge.saved import critic_from_state, critic_guided_samples, sampler_from_state  # noqa: E402
@@ -46,7 +47,8 @@ GOALS = {"mnist": 5.0, "fashion-mnist": 15.0}
 
 
 def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict:
-    overrides = [f"train.seed={seed}", f"train.cpu_threads={args.threads}", "train.progress=false",
+    overrides = [f"train.seed={seed}", f"train.cpu_threads={args.threads}", f"train.device={args.device}",
+                 "train.progress=false",
                  f"eval.every={args.eval_every}", "eval.metrics=[fid]", f"eval.num={args.eval_num}",
                  "eval.features=domain"]
     if args.steps:
@@ -77,14 +79,14 @@ def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespac
     """Domain FID / precision / recall of --num-domain final samples against the test images, and (`inception`)
     the Inception FID of the first --num of the same samples."""
     state, source = load_checkpoint(run_dir), resolve_checkpoint(run_dir)  # read once: G, and D for --best-of
-    sampler = sampler_from_state(state, source)
-    critic = critic_from_state(state, source) if args.best_of > 1 or args.refine_steps else None
+    sampler = sampler_from_state(state, source, device=args.device)
+    critic = critic_from_state(state, source, device=args.device) if args.best_of > 1 or args.refine_steps else None
     test = f"{dataset}:test"
     num = max(args.num, args.num_domain)
     labels = class_counts(training_class_counts(state, sampler, args), num) if sampler.num_classes else None
     fake = final_samples(sampler, critic, labels, seed, args)
     domain = evaluate(fake[: args.num_domain], test, ["fid", "precision", "recall"], features="domain",
-                      data_root=args.data_root, progress=False, seed=seed)
+                      device=args.device, data_root=args.data_root, progress=False, seed=seed)
     row = {"domain_fid": round(domain["fid"], 3), "precision": round(domain["precision"], 3),
            "recall": round(domain["recall"], 3), "num_domain": args.num_domain}
     if args.best_of > 1:
@@ -133,7 +135,7 @@ def inception_fid(fake: torch.Tensor, test: str, seed: int, args: argparse.Names
     """Inception FID of the first --num samples against --num test images, with its CPU minutes."""
     start = time.process_time()
     inc = evaluate(fake[: args.num], test, ["fid"], features="inception", num_real=args.num, resize=args.resize,
-                   data_root=args.data_root, progress=True, seed=seed)
+                   device=args.device, data_root=args.data_root, progress=True, seed=seed)
     return {"inception_fid": round(inc["fid"], 2), "num_inception": args.num,
             "inception_cpu_min": round((time.process_time() - start) / 60, 1)}
 
@@ -190,10 +192,13 @@ def main() -> None:
                         help="score final samples whose noise moved N steps uphill on the run's D (ganforge.refine)")
     parser.add_argument("--refine-step-size", type=float, default=DEFAULT_STEP_SIZE, metavar="S")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="auto",
+                        help="training, sampling and features: auto (cuda when there is one), cuda, cpu, ...")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "quality")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--grids", type=Path, help="copy the final sample grids here")
     args = parser.parse_args()
+    args.device = str(select_device(args.device))
     torch.set_num_threads(args.threads)
     print(f"# quality: presets {args.presets}, seeds {args.seeds}, steps {args.steps or 'as preset'}, Inception N "
           f"{args.num}; {machine()}", flush=True)
