@@ -25,6 +25,7 @@ from ganforge.errors import ConfigError
 from ganforge.metrics.base import expand_metric_names, is_improvement
 from ganforge.metrics.sources import subset, training_samples
 from ganforge.nn.progressive import match_detail_samples
+from ganforge.refine import Refinement
 
 # Metrics of a classifier (task "classify", e.g. a semi-supervised GAN's D) rather than of generated samples.
 CLASSIFIER_METRICS = ("accuracy",)
@@ -41,8 +42,8 @@ class PeriodicEvaluator:
     """Scores a generator against the training data; keeps the best value of `cfg.best_metric`."""
 
     def __init__(self, cfg: EvalConfig, data: TensorData, *, seed: int, data_root: str | None,
-                 device: torch.device, task: str = "generate", data_config=None, refine_steps: int = 0,
-                 refine_step_size: float = 0.0) -> None:
+                 device: torch.device, task: str = "generate", data_config=None,
+                 refine: Refinement | None = None) -> None:
         from ganforge.metrics.domain import DOMAINS
 
         self.cfg = cfg
@@ -52,8 +53,7 @@ class PeriodicEvaluator:
         self.device = device
         self.task = task  # the sampler's task: "generate" (scored by its samples) or "classify" (by accuracy)
         self.data_config = data_config  # the run's DataConfig: a classifier is scored on its test split
-        self.refine_steps = refine_steps  # the run's sample.refine_steps: > 0 scores samples refined on its D
-        self.refine_step_size = refine_step_size
+        self.refine = refine  # the run's D and sample section: set, samples are scored refined on that D
         self._test: TensorData | None = None
         classifier_metrics = [m for m in self.metrics if m in CLASSIFIER_METRICS]
         if task == "classify" and len(classifier_metrics) != len(self.metrics):
@@ -72,23 +72,21 @@ class PeriodicEvaluator:
     def due(self, step: int) -> bool:
         return self.cfg.every > 0 and step % self.cfg.every == 0
 
-    def evaluate(self, sampler: nn.Module, critic: nn.Module | None = None) -> dict[str, float]:
+    def evaluate(self, sampler: nn.Module) -> dict[str, float]:
         """The metrics of `cfg.num` fresh samples of a generate sampler (its modes are left as they were), or a
-        classifier's accuracy on the test split. `critic`: the run's D, which refines the samples when the run's
-        sample section asks for it (only the noise's gradient is taken: D's weights and gradients are untouched)."""
+        classifier's accuracy on the test split. With `refine` the samples are refined on the run's D as it is now
+        (only the noise's gradient is taken: D's weights and gradients are untouched)."""
         if self.task == "classify":
             return self._classifier_metrics(sampler)
         from ganforge.metrics.evaluate import evaluate
         from ganforge.models.sampler import eval_mode
-        from ganforge.refine import generate_refined
         from ganforge.sampling import default_classes, generate
 
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with eval_mode(sampler), torch.random.fork_rng(devices=devices):  # the training RNG streams stay untouched
-            if self.refine_steps:
-                with eval_mode(critic):
-                    fake = generate_refined(sampler, critic, self.cfg.num, steps=self.refine_steps,
-                                            step_size=self.refine_step_size, seed=self.seed + EVAL_SEED_OFFSET)
+            if self.refine is not None:
+                with eval_mode(self.refine.critic):
+                    fake = self.refine.generate(sampler, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)
             else:
                 fake = generate(sampler, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)
             labels = default_classes(sampler, self.cfg.num, seed=self.seed + EVAL_SEED_OFFSET)  # generate()'s

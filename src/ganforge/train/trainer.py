@@ -33,7 +33,7 @@ from ganforge.losses import get_loss
 from ganforge.models import FAMILIES, DataSpec
 from ganforge.models.sampler import eval_mode
 from ganforge.nn.progressive import match_detail
-from ganforge.refine import check_refinable
+from ganforge.refine import Refinement
 from ganforge.regularizers import build_regularizers
 from ganforge.sampling import save_samples
 from ganforge.train import checkpoint as ckpt
@@ -255,18 +255,18 @@ class Trainer:
         if cfg.eval.every and self.sampler.task not in ("generate", "classify"):
             raise ConfigError(f"eval.every scores generated samples or a classifier; family {family.name!r} is a "
                               f"{self.sampler.task} model")
-        self.evaluator = PeriodicEvaluator(cfg.eval, self.data, seed=t.seed, data_root=cfg.data.root,
-                                           device=self.device, task=self.sampler.task, data_config=cfg.data,
-                                           refine_steps=cfg.sample.refine_steps,
-                                           refine_step_size=cfg.sample.refine_step_size) if cfg.eval.every else None
-        if self.evaluator is not None and self.sampler.task == "generate" and cfg.sample.refine_steps:
+        refine = None
+        if cfg.eval.every and self.sampler.task == "generate" and cfg.sample.refine_steps:
             # Refined evaluation needs the run's D: refuse now what would otherwise fail at the first evaluation.
             if "D" not in self.networks:
                 raise ConfigError(f"sample.refine_steps refines samples on the run's discriminator 'D', and family "
                                   f"{family.name!r} has none (networks: {', '.join(self.networks)}); set "
                                   "sample.refine_steps=0 or eval.every=0")
-            check_refinable(self.sampler, self.networks["D"], steps=cfg.sample.refine_steps,
-                            step_size=cfg.sample.refine_step_size)
+            refine = Refinement(self.networks["D"], cfg.sample.refine_steps,
+                                cfg.sample.refine_step_size).for_sampler(self.sampler)
+        self.evaluator = PeriodicEvaluator(cfg.eval, self.data, seed=t.seed, data_root=cfg.data.root,
+                                           device=self.device, task=self.sampler.task, data_config=cfg.data,
+                                           refine=refine) if cfg.eval.every else None
 
         # Fixed inputs, drawn from their own generator so they never disturb the training RNG stream.
         g = torch.Generator().manual_seed(t.seed + 1)
@@ -524,7 +524,7 @@ class Trainer:
     def _evaluate(self) -> str | None:
         """One periodic evaluation (rank 0 computes, every rank learns the outcome); "early_stopping" or None."""
         start = time.perf_counter()
-        results = self.evaluator.evaluate(self.sampler, self.networks.get("D")) if self.is_main else None
+        results = self.evaluator.evaluate(self.sampler) if self.is_main else None
         results = distributed.broadcast_object(results)
         outcome, self.best, self.evals_without_improvement = self.evaluator.judge(
             results, self.best, self.evals_without_improvement)
