@@ -48,6 +48,7 @@ from ganforge.metrics.inception import (
     frozen_conv_stack,
     to_inception_input,
 )
+from hostinfo import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GANFORGE_SHARED", REPO.parent / "shared"))
@@ -93,16 +94,6 @@ def line(text: str = "") -> None:
 
 def load() -> str:
     return "load avg " + " ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def cpu_model() -> str:
-    try:
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                return row.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def mnist_test(root: Path, num: int) -> Tensor:

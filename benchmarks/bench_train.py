@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hostinfo import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GANFORGE_SHARED", REPO.parent / "shared"))
 TF_VENV = REPO / "benchmarks" / ".venv-tf"
@@ -433,14 +435,7 @@ def launch(name: str, args: argparse.Namespace) -> dict[str, Any]:
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     return (f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
             f"torch threads {torch.get_num_threads()}")

@@ -9,7 +9,7 @@ model are (the collapse signature of seed 001). Nothing here is part of the ganf
 from __future__ import annotations
 
 import json
-import platform
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,24 +19,15 @@ import torch
 from ganforge import config as C
 from ganforge.train.health import diversity_ratio
 from ganforge.train.trainer import Trainer, prepare_run_dir
+from hostinfo import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def machine() -> str:
     """What ran it: CPU model and core count, and the 1-minute load average at the time (the machine is shared)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} cores, load {load:.1f}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, load {load:.1f}"
 
 
 def build_config(preset: str, overrides: list[str], *, data_root: str | None) -> C.Config:
