@@ -145,6 +145,27 @@ class GrowingSampler(NoiseSampler):
         return None if size == tuple(self.spec.shape[1:]) else size
 
 
+def stage_d_loss(ctx: PhaseContext, step: int, measure: bool, real: Tensor, labels: Tensor | None, fake: Tensor,
+                 fake_labels: Tensor | None) -> Tensor:
+    """D's loss on reals and (detached) fakes at the current stage, both augmented, plus D's due regularizers.
+
+    Also feeds ADA its sign(D(real)) and, on measured steps, reports D's outputs and the augmentation strength.
+    """
+    D = ctx.nets.train["D"]
+    with ctx.autocast():
+        real_in, fake_in = ctx.augment(real, step), ctx.augment(fake, step)
+        real_logits, fake_logits = D(real_in, labels), D(fake_in, fake_labels)
+        loss = ctx.loss.d(real_logits.float(), fake_logits.float())
+    reg_ctx = RegContext(D=ctx.nets.eager["D"], real=real_in, fake=fake_in, labels=labels,
+                         fake_labels=fake_labels, features=None)
+    loss = loss + regularize(ctx.regularizers["d"], step, reg_ctx, ctx.stats, "reg_d")
+    ctx.augment.observe(real_logits)  # ADA steers by sign(D(real))
+    if measure:
+        report_d_outputs(ctx.stats, real_logits, fake_logits)
+        ctx.augment.report(ctx.stats)
+    return loss
+
+
 def growing_adversarial_phases(cfg: Any) -> list[PhaseSpec]:
     """D then G at the current stage: reals averaged down to it, G rendering at it (`stage_output=True`)."""
     t = cfg.train
@@ -156,19 +177,7 @@ def growing_adversarial_phases(cfg: Any) -> list[PhaseSpec]:
         z, fake_labels = ctx.sample_inputs(stage_batch_size(ctx, step))
         with torch.no_grad(), ctx.autocast():
             fake = ctx.nets.train["G"](z, fake_labels, stage_output=True)
-        D = ctx.nets.train["D"]
-        with ctx.autocast():
-            real_in, fake_in = ctx.augment(real, step), ctx.augment(fake, step)
-            real_logits, fake_logits = D(real_in, labels), D(fake_in, fake_labels)
-            loss = ctx.loss.d(real_logits.float(), fake_logits.float())
-        reg_ctx = RegContext(D=ctx.nets.eager["D"], real=real_in, fake=fake_in, labels=labels,
-                             fake_labels=fake_labels, features=None)
-        loss = loss + regularize(ctx.regularizers["d"], step, reg_ctx, ctx.stats, "reg_d")
-        ctx.augment.observe(real_logits)
-        if measure:
-            report_d_outputs(ctx.stats, real_logits, fake_logits)
-            ctx.augment.report(ctx.stats)
-        return loss
+        return stage_d_loss(ctx, step, measure, real, labels, fake, fake_labels)
 
     def g_loss(ctx: PhaseContext, step: int, measure: bool) -> Tensor:
         batch = ctx.scratch.get("real") or real_batch(ctx, step)

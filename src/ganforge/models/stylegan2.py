@@ -38,6 +38,7 @@ from ganforge.models.growing import (
     real_batch,
     set_stage_on_step,
     stage_batch_size,
+    stage_d_loss,
     stage_sizes,
     upsample_to,
 )
@@ -55,8 +56,7 @@ from ganforge.nn.style import (
     random_crossover,
     upsample2x,
 )
-from ganforge.regularizers import RegContext
-from ganforge.train.phases import OptimizerSpec, PhaseContext, PhaseSpec, regularize, report_d_outputs
+from ganforge.train.phases import OptimizerSpec, PhaseContext, PhaseSpec
 
 
 @dataclass
@@ -325,19 +325,7 @@ def style_phases(cfg) -> list[PhaseSpec]:
         z, fake_labels = ctx.sample_inputs(n)
         with torch.no_grad(), ctx.autocast():
             fake = ctx.nets.train["G"](z, fake_labels, stage_output=True, **_mixing(ctx, n))
-        D = ctx.nets.train["D"]
-        with ctx.autocast():
-            real_in, fake_in = ctx.augment(real, step), ctx.augment(fake, step)
-            real_logits, fake_logits = D(real_in, labels), D(fake_in, fake_labels)
-            loss = ctx.loss.d(real_logits.float(), fake_logits.float())
-        reg_ctx = RegContext(D=ctx.nets.eager["D"], real=real_in, fake=fake_in, labels=labels,
-                             fake_labels=fake_labels, features=None)
-        loss = loss + regularize(ctx.regularizers["d"], step, reg_ctx, ctx.stats, "reg_d")
-        ctx.augment.observe(real_logits)  # ADA steers by sign(D(real))
-        if measure:
-            report_d_outputs(ctx.stats, real_logits, fake_logits)
-            ctx.augment.report(ctx.stats)
-        return loss
+        return stage_d_loss(ctx, step, measure, real, labels, fake, fake_labels)
 
     def r1_loss(ctx: PhaseContext, step: int, measure: bool) -> Tensor:
         batch = ctx.scratch.get("real") or real_batch(ctx, step)
