@@ -15,12 +15,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ganforge.models.base import AdversarialFamily
 from ganforge.regularizers import RegContext
-from ganforge.train.phases import PhaseContext, PhaseSpec, after_d, regularize, report_d_outputs
+from ganforge.train.phases import (
+    PhaseContext,
+    PhaseSpec,
+    after_d,
+    d_phase_inputs,
+    g_phase_fakes,
+    regularize,
+    report_d_outputs,
+)
 
 
 class AuxiliaryFamily(AdversarialFamily):
@@ -44,15 +51,7 @@ def auxiliary_phases(cfg: Any, family: AuxiliaryFamily) -> list[PhaseSpec]:
     model = cfg.model
 
     def d_loss(ctx: PhaseContext, step: int, measure: bool) -> Tensor:
-        batch = next(ctx.batches)
-        real, labels = batch["x"], batch.get("y")
-        ctx.scratch["real"] = batch
-        z, fake_labels = ctx.sample_inputs(ctx.batch_size)
-        with torch.set_grad_enabled(reuse), ctx.autocast():
-            fake = ctx.nets.train["G"](z, fake_labels)
-        if reuse:
-            ctx.scratch["fake"] = (fake, z, fake_labels)  # still attached to G's graph, for G's phase
-            fake = fake.detach()
+        real, labels, fake, z, fake_labels = d_phase_inputs(ctx, reuse)
         D = ctx.nets.train["D"]
         with ctx.autocast():
             real_in, fake_in = ctx.augment(real, step), ctx.augment(fake, step)
@@ -73,12 +72,7 @@ def auxiliary_phases(cfg: Any, family: AuxiliaryFamily) -> list[PhaseSpec]:
         real, labels = batch["x"], batch.get("y")
         D = ctx.nets.call["D"]  # frozen in this phase: gradients flow through D, not into its weights
         with ctx.autocast():
-            pending = ctx.scratch.pop("fake", None)
-            if pending is not None:
-                fake, z, fake_labels = pending
-            else:
-                z, fake_labels = ctx.sample_inputs(ctx.batch_size)
-                fake = ctx.nets.train["G"](z, fake_labels)
+            fake, z, fake_labels = g_phase_fakes(ctx)
             fake_in = ctx.augment(fake, step)
             fake_logits, fake_aux = D(fake_in, fake_labels, aux=True)
             fake_logits = fake_logits.float()

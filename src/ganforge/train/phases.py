@@ -132,6 +132,35 @@ def report_d_outputs(stats: StatsCollector, real_logits: Tensor, fake_logits: Te
 # ------------------------------------------------------------------------------------------ D then G
 
 
+def d_phase_inputs(ctx: PhaseContext, reuse: bool) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor | None]:
+    """A D step's inputs (real, labels, fake, z, fake_labels): the next real batch and G(z) without its graph.
+
+    The reals stay in scratch["real"] for G's phase; with `reuse` (one G forward a step) the fakes keep their
+    graph in scratch["fake"] for `g_phase_fakes`.
+    """
+    batch = next(ctx.batches)
+    ctx.scratch["real"] = batch
+    z, fake_labels = ctx.sample_inputs(ctx.batch_size)
+    with torch.set_grad_enabled(reuse), ctx.autocast():
+        fake = ctx.nets.train["G"](z, fake_labels)
+    if reuse:
+        ctx.scratch["fake"] = (fake, z, fake_labels)  # still attached to G's graph, for G's phase
+        fake = fake.detach()
+    return batch["x"], batch.get("y"), fake, z, fake_labels
+
+
+def g_phase_fakes(ctx: PhaseContext) -> tuple[Tensor, Tensor, Tensor | None]:
+    """A G step's fakes, (fake, z, fake_labels): the D phase's, still attached to G's graph, or a fresh G(z).
+
+    Call inside the phase's autocast.
+    """
+    pending = ctx.scratch.pop("fake", None)
+    if pending is not None:
+        return pending
+    z, fake_labels = ctx.sample_inputs(ctx.batch_size)
+    return ctx.nets.train["G"](z, fake_labels), z, fake_labels
+
+
 def adversarial_phases(cfg: Any) -> list[PhaseSpec]:
     """The standard pair: D on real vs G(z) (n_critic times), then G against D (n_gen times).
 
@@ -142,15 +171,7 @@ def adversarial_phases(cfg: Any) -> list[PhaseSpec]:
     reuse = t.g_reuse_fakes and t.n_critic == 1
 
     def d_loss(ctx: PhaseContext, step: int, measure: bool) -> Tensor:
-        batch = next(ctx.batches)
-        real, labels = batch["x"], batch.get("y")
-        ctx.scratch["real"] = batch
-        z, fake_labels = ctx.sample_inputs(ctx.batch_size)
-        with torch.set_grad_enabled(reuse), ctx.autocast():
-            fake = ctx.nets.train["G"](z, fake_labels)
-        if reuse:
-            ctx.scratch["fake"] = (fake, fake_labels)  # still attached to G's graph, for G's phase
-            fake = fake.detach()
+        real, labels, fake, _, fake_labels = d_phase_inputs(ctx, reuse)
         D = ctx.nets.train["D"]
         with ctx.autocast():
             real_in, fake_in = ctx.augment(real, step), ctx.augment(fake, step)
@@ -171,12 +192,7 @@ def adversarial_phases(cfg: Any) -> list[PhaseSpec]:
         real, labels = batch["x"], batch.get("y")
         D = ctx.nets.call["D"]  # frozen in this phase: gradients flow through D, not into its weights
         with ctx.autocast():
-            pending = ctx.scratch.pop("fake", None)
-            if pending is not None:  # the D phase's fakes, still attached to G's graph
-                fake, fake_labels = pending
-            else:
-                z, fake_labels = ctx.sample_inputs(ctx.batch_size)
-                fake = ctx.nets.train["G"](z, fake_labels)
+            fake, _, fake_labels = g_phase_fakes(ctx)
             fake_in = ctx.augment(fake, step)
             fake_logits = D(fake_in, fake_labels).float()
             # Relativistic losses compare with D(real); others ignore it, so it is only computed when needed.
