@@ -57,6 +57,21 @@ def stage_sizes(spec: DataSpec) -> list[tuple[int, int]]:
     return [(height >> (k - i), width >> (k - i)) for i in range(k + 1)]
 
 
+def stage_widths(channels: int, max_channels: int, num: int) -> list[int]:
+    """Channel widths of `num` stages, lowest resolution first: `channels` at full resolution, doubling per
+    halving, capped at `max_channels`."""
+    return [min(channels * 2 ** (num - 1 - i), max_channels) for i in range(num)]
+
+
+def validate_growing_model(config: Any, family: str) -> None:
+    """The growing families build their own D (minibatch stddev, equalized LR) and stage schedule: reject the
+    generic D options and check the schedule."""
+    if config.d_pack != 1 or config.d_minibatch_discrimination or config.d_spectral_norm or config.g_spectral_norm:
+        raise ConfigError(f"{family} has its own D (minibatch stddev, equalized LR): d_pack, "
+                          "d_minibatch_discrimination and spectral norm are for the other families")
+    config.progressive.validate()
+
+
 def schedule_for(progressive: ProgressiveConfig, spec: DataSpec, batch_size: int) -> ProgressiveSchedule:
     """The run's stage schedule; a run that does not grow is one stage (the data's size) at alpha 1."""
     sizes = stage_sizes(spec)

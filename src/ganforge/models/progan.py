@@ -27,7 +27,9 @@ from ganforge.models.growing import (
     growing_adversarial_phases,
     set_stage_on_step,
     stage_sizes,
+    stage_widths,
     upsample_to,
+    validate_growing_model,
 )
 from ganforge.nn.progressive import downsample_to, fade_in
 from ganforge.nn.style import DEpilogue, EqualizedConv2d, EqualizedLinear, normalize_2nd_moment
@@ -48,14 +50,7 @@ class ProGANConfig(ModelConfig):
         for name in ("channels", "max_channels", "mbstd_group_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-        if self.d_pack != 1 or self.d_minibatch_discrimination or self.d_spectral_norm or self.g_spectral_norm:
-            raise ConfigError("progan has its own D (minibatch stddev, equalized LR): d_pack, "
-                              "d_minibatch_discrimination and spectral norm are for the other families")
-        self.progressive.validate()
-
-
-def _widths(config: ProGANConfig, num: int) -> list[int]:
-    return [min(config.channels * 2 ** (num - 1 - i), config.max_channels) for i in range(num)]
+        validate_growing_model(self, "progan")
 
 
 def _conv(c_in: int, c_out: int, kernel: int = 3) -> EqualizedConv2d:
@@ -84,7 +79,7 @@ class ProGenerator(NoiseInputs, StageModule):
         self.latent_dim = config.latent_dim
         self.num_classes = spec.num_classes if config.conditional else 0
         self.sizes = stage_sizes(spec)
-        widths = _widths(config, len(self.sizes))
+        widths = stage_widths(config.channels, config.max_channels, len(self.sizes))
         h0, w0 = self.sizes[0]
         self.embed = nn.Embedding(self.num_classes, config.latent_dim) if self.num_classes else None
         self.project = EqualizedLinear(in_features=config.latent_dim, out_features=widths[0] * h0 * w0,
@@ -124,7 +119,7 @@ class ProDiscriminator(StageModule):
         self.config, self.spec = config, spec
         self.num_classes = spec.num_classes if config.conditional else 0
         self.sizes = stage_sizes(spec)
-        widths = _widths(config, len(self.sizes))
+        widths = stage_widths(config.channels, config.max_channels, len(self.sizes))
         self.from_images = nn.ModuleList(_conv(spec.shape[0], w, kernel=1) for w in widths)
         self.blocks = nn.ModuleList([nn.Identity()] + [
             nn.Sequential(_conv(widths[i], widths[i]), _conv(widths[i], widths[i - 1]), nn.AvgPool2d(2))

@@ -40,7 +40,9 @@ from ganforge.models.growing import (
     stage_batch_size,
     stage_d_loss,
     stage_sizes,
+    stage_widths,
     upsample_to,
+    validate_growing_model,
 )
 from ganforge.nn.progressive import downsample_to, fade_in
 from ganforge.nn.style import (
@@ -101,15 +103,7 @@ class StyleGAN2Config(ModelConfig):
             raise ConfigError(f"model.truncation_cutoff must be >= 1 or null, got {self.truncation_cutoff}")
         if self.progressive.enabled and self.architecture != "skip":
             raise ConfigError("model.progressive needs model.architecture: skip (every resolution has a ToImage)")
-        if self.d_pack != 1 or self.d_minibatch_discrimination or self.d_spectral_norm or self.g_spectral_norm:
-            raise ConfigError("stylegan2 has its own D (minibatch stddev, equalized LR): d_pack, "
-                              "d_minibatch_discrimination and spectral norm are for the other families")
-        self.progressive.validate()
-
-
-def _widths(config: StyleGAN2Config, num: int) -> list[int]:
-    """Channel widths per resolution, lowest first: `channels` at full resolution, doubling per halving."""
-    return [min(config.channels * 2 ** (num - 1 - i), config.max_channels) for i in range(num)]
+        validate_growing_model(self, "stylegan2")
 
 
 def _check_image(spec: DataSpec, family: str) -> None:
@@ -128,7 +122,7 @@ class StyleGenerator(NoiseInputs, StageModule):
         self.num_classes = spec.num_classes if config.conditional else 0
         channels, height, width = spec.shape
         self.sizes = stage_sizes(spec)  # per block, lowest first
-        widths = _widths(config, len(self.sizes))
+        widths = stage_widths(config.channels, config.max_channels, len(self.sizes))
         # Its reduced learning rate is a param group of G's optimizer (`OptimizerSpec.lr_mult`), not inside the
         # layers: with Adam the two are the same, and the optimizer is where a rate belongs.
         self.mapping = MappingNetwork(z_dim=config.latent_dim, w_dim=config.w_dim, num_layers=config.mapping_layers,
@@ -228,7 +222,7 @@ class StyleDiscriminator(StageModule):
         self.config, self.spec = config, spec
         self.num_classes = spec.num_classes if config.conditional else 0
         self.sizes = stage_sizes(spec)
-        widths = _widths(config, len(self.sizes))
+        widths = stage_widths(config.channels, config.max_channels, len(self.sizes))
         n = len(self.sizes)
         grows = config.progressive.enabled
         # One input layer per stage when growing; else only the full-resolution one.
