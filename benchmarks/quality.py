@@ -160,13 +160,13 @@ def table(rows: list[dict]) -> str:
         preset += f" (best of {r['best_of']})" if r.get("best_of", 1) > 1 else ""
         preset += f" (refined {r['refine']})" if r.get("refine") else ""
         dataset = r["preset"].removesuffix("-unconditional")  # the published figures are per dataset
-        lines.append(f"| {preset} | {r['seed']} | {r['steps']} | {r['train_cpu_min']} | {inc} | "
+        lines.append(f"| {preset} | {r['seed']} | {r['steps']} | {r.get('train_cpu_min', '-')} | {inc} | "
                      f"{r['domain_fid']} | {r['precision']} | {r['recall']} | {PUBLISHED.get(dataset, '')} | "
                      f"<= {GOALS.get(dataset, '')} |")
     lines.append("")
     lines.append("Domain FID during training (train CPU minutes: FID):")
     for r in rows:
-        lines.append(f"- {r['preset']} seed {r['seed']}: " + ", ".join(f"{m}: {f}" for m, _, f in r["curve"]))
+        lines.append(f"- {r['preset']} seed {r['seed']}: " + ", ".join(f"{m}: {f}" for m, _, f in r.get("curve", [])))
     return "\n".join(lines)
 
 
@@ -206,10 +206,10 @@ def main() -> None:
         rows = [score_again(row, args) for row in json.loads(args.inception_only.read_text())]
     else:
         rows = [run_one(p, s, args) for p in args.presets for s in args.seeds]
+    if args.json:  # first: the rows cost CPU-hours, the table is only their view
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
     print(table(rows))
     print(f"# {machine()}")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
