@@ -119,6 +119,26 @@ def test_cli_and_evaluate_refine_with_the_runs_own_discriminator(tmp_path, monke
     assert torch.equal(scored["fake"], expected)
 
 
+def test_refining_commands_read_the_checkpoint_once(tmp_path, monkeypatch):
+    """generate and interpolate build the sampler and the run's D from one read of the checkpoint."""
+    run = tiny_run(tmp_path / "run")
+    saved = importlib.import_module("ganforge.saved")
+    reads = []
+
+    def counting_load(path, *args, **kwargs):
+        reads.append(path)
+        return load_checkpoint(path, *args, **kwargs)
+
+    load_checkpoint = saved.load_checkpoint
+    monkeypatch.setattr(saved, "load_checkpoint", counting_load)
+    assert main(["generate", str(run), "--num", "4", "--refine-steps", "2", "--format", "npz", "--out",
+                 str(tmp_path / "g.npz")]) == 0
+    assert len(reads) == 1
+    assert main(["interpolate", str(run), "--steps", "3", "--refine-steps", "2", "--out",
+                 str(tmp_path / "i.png")]) == 0
+    assert len(reads) == 2
+
+
 def test_what_refinement_cannot_do_is_one_error_line(tmp_path, capsys):
     sampler, critic, _, b, z0 = quadratic()
     with pytest.raises(GanforgeError, match="packed groups"):

@@ -83,7 +83,7 @@ def _parse_size(text: str) -> list[int]:
 def _generate(args: argparse.Namespace) -> int:
     from ganforge.controls import parse_classes, parse_codes, parse_sweep, sample_layout
     from ganforge.sampling import write_outputs
-    from ganforge.saved import load_sampler_and_sample_config
+    from ganforge.saved import load_for_sampling
     from ganforge.style_tools import truncation_controls, truncation_sweep
 
     if args.truncation_sweep is not None and args.truncation is None:
@@ -91,7 +91,8 @@ def _generate(args: argparse.Namespace) -> int:
     if args.num <= 0:
         raise GanforgeError(f"--num must be > 0, got {args.num}")
     controls = truncation_controls(args)  # {} or {"truncation": psi}; an error for a model without it
-    sampler, stored = load_sampler_and_sample_config(args.checkpoint, use_ema=not args.no_ema)
+    loaded = load_for_sampling(args.checkpoint, use_ema=not args.no_ema)
+    sampler = loaded.sampler
     if sampler.task != "generate":
         raise GanforgeError(f"{args.checkpoint} holds a {sampler.task} model; `ganforge generate` needs a noise model")
     classes = parse_classes(args.classes, sampler.num_classes) if args.classes is not None else None
@@ -99,9 +100,9 @@ def _generate(args: argparse.Namespace) -> int:
     sweep = parse_sweep(args.sweep, sampler.codes) if args.sweep else None
     # The run's own sample section refines plain noise samples only: not beside --best-of, codes, sweeps or truncation
     plain = args.best_of == 1 and not (codes or sweep or controls)
-    args.refine_steps, args.refine_step_size = _refine_settings(args, stored, plain=plain)
+    args.refine_steps, args.refine_step_size = _refine_settings(args, loaded.sample, plain=plain)
     if args.best_of != 1 or args.refine_steps:
-        layout = _critic_layout(args, sampler, classes, codes or sweep or controls)
+        layout = _critic_layout(args, loaded, classes, codes or sweep or controls)
     else:
         layout = sample_layout(sampler, args.num, seed=args.seed, classes=classes, codes=codes, sweep=sweep,
                                grid=args.grid, batch_size=args.batch_size, controls=controls)
@@ -111,7 +112,7 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _critic_layout(args: argparse.Namespace, sampler, classes: list[int] | None, other_controls):
+def _critic_layout(args: argparse.Namespace, loaded, classes: list[int] | None, other_controls):
     """`generate --best-of N` (samples ranked by the run's D) or `--refine-steps N` (noise moved uphill on it): a
     conditional model's classes cycle, or with --grid fill one row each (with --best-of each row its class's best,
     not one noise down each column as a plain grid)."""
@@ -121,8 +122,9 @@ def _critic_layout(args: argparse.Namespace, sampler, classes: list[int] | None,
 
     from ganforge.controls import Layout
     from ganforge.sampling import class_cycle
-    from ganforge.saved import critic_guided_samples, load_critic
+    from ganforge.saved import critic_guided_samples
 
+    sampler = loaded.sampler
     flag = "--best-of" if args.best_of != 1 else "--refine-steps"
     if args.best_of < 1:
         raise GanforgeError(f"--best-of must be >= 1, got {args.best_of}")
@@ -137,7 +139,7 @@ def _critic_layout(args: argparse.Namespace, sampler, classes: list[int] | None,
             num = len(labels)
         else:
             labels = class_list[class_cycle(num, len(class_list))]
-    samples = critic_guided_samples(sampler, load_critic(args.checkpoint), num, best_of=args.best_of,
+    samples = critic_guided_samples(sampler, loaded.critic(), num, best_of=args.best_of,
                                     refine_steps=args.refine_steps, refine_step_size=args.refine_step_size,
                                     seed=args.seed, labels=labels, batch_size=args.batch_size)
     return Layout(samples, nrow)
@@ -232,13 +234,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ganforge.saved import load_sampler_and_sample_config
+    from ganforge.saved import load_for_sampling
     from ganforge.serve import check_server_packages, serve
 
     check_server_packages()  # before the model loads: a missing extra is the first thing to hear about
-    sampler, stored = load_sampler_and_sample_config(args.checkpoint, use_ema=not args.no_ema)
+    loaded = load_for_sampling(args.checkpoint, use_ema=not args.no_ema)
     # Served as `generate` draws it: refined on the run's D when its preset (or the flag) says so.
-    refine = _refinement(args, stored, plain=True)
+    sampler, refine = loaded.sampler, _refinement(args, loaded, plain=True)
+    del loaded  # the checkpoint as read (optimizer states too) is not kept for the server's lifetime
     serve(sampler, refine=refine, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
           name=args.checkpoint)
     return 0
@@ -252,23 +255,24 @@ def _refine_settings(args: argparse.Namespace, stored, *, plain: bool) -> tuple[
     return steps, step_size
 
 
-def _refinement(args: argparse.Namespace, stored, *, plain: bool):
-    """The Refinement that `_refine_settings` asks for, or None; loads the run's D only when it is needed."""
+def _refinement(args: argparse.Namespace, loaded, *, plain: bool):
+    """The Refinement that `_refine_settings` asks for, or None; builds the run's D (saved.LoadedForSampling) only
+    when it is needed."""
     from ganforge.refine import Refinement
-    from ganforge.saved import load_critic
 
-    steps, step_size = _refine_settings(args, stored, plain=plain)
-    return Refinement(load_critic(args.checkpoint), steps, step_size) if steps else None
+    steps, step_size = _refine_settings(args, loaded.sample, plain=plain)
+    return Refinement(loaded.critic(), steps, step_size) if steps else None
 
 
 def _interpolate(args: argparse.Namespace) -> int:
     from ganforge.interpolation import interpolate, write_interpolation
-    from ganforge.saved import load_sampler_and_sample_config
+    from ganforge.saved import load_for_sampling
 
-    sampler, stored = load_sampler_and_sample_config(args.checkpoint, use_ema=not args.no_ema)
+    loaded = load_for_sampling(args.checkpoint, use_ema=not args.no_ema)
+    sampler = loaded.sampler
     from_seed = args.seed if args.from_seed is None else args.from_seed
     to_seed = from_seed + 1 if args.to_seed is None else args.to_seed
-    refine = _refinement(args, stored, plain=args.space == "z" and args.truncation in (None, 1.0))
+    refine = _refinement(args, loaded, plain=args.space == "z" and args.truncation in (None, 1.0))
     images = interpolate(sampler, steps=args.steps, method=args.method, space=args.space, from_seed=from_seed,
                          to_seed=to_seed, rows=args.rows, label=args.label, truncation=args.truncation,
                          refine=refine)
@@ -279,9 +283,10 @@ def _interpolate(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from ganforge.export import export_sampler
-    from ganforge.saved import load_sampler_and_sample_config
+    from ganforge.saved import load_for_sampling
 
-    sampler, stored = load_sampler_and_sample_config(args.checkpoint, use_ema=not args.no_ema)
+    loaded = load_for_sampling(args.checkpoint, use_ema=not args.no_ema)
+    sampler, stored = loaded.sampler, loaded.sample
     path = export_sampler(sampler, args.format, args.out, overwrite=args.overwrite)
     print(f"wrote {path} ({args.format}, {sampler.task} model)")
     if stored.refine_steps:  # what was exported is G alone: say so rather than let its samples surprise

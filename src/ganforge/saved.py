@@ -52,22 +52,43 @@ def load_critic(path: str | Path, *, device: str | torch.device = "cpu") -> nn.M
     """
     path = Path(path)
     if path.is_dir() and (path / PRETRAINED_CONFIG).exists():
-        raise CheckpointError(f"{path} is a sampler folder (save_pretrained) without the discriminator; pass the "
-                              "run directory or a checkpoint")
+        raise _no_critic(path)
     return critic_from_state(load_checkpoint(path), resolve_checkpoint(path), device=device)
 
 
-def load_sampler_and_sample_config(path: str | Path, *, device: str | torch.device = "cpu",
-                                   use_ema: bool = True) -> tuple[Sampler, SampleConfig]:
-    """`load_sampler`, and the `sample` section the run was trained with (how `generate` / `evaluate` draw its
-    samples by default), from one read of the checkpoint; the defaults for a save_pretrained folder, which keeps
-    no D to refine with."""
+def _no_critic(folder: Path) -> CheckpointError:
+    return CheckpointError(f"{folder} is a sampler folder (save_pretrained) without the discriminator; pass the "
+                           "run directory or a checkpoint")
+
+
+@dataclasses.dataclass
+class LoadedForSampling:
+    """What `generate`, `serve` and `interpolate` start from: the sampler, the `sample` section the run was trained
+    with (how its samples are drawn by default), and the run's D on demand, all from one read of the checkpoint."""
+
+    sampler: Sampler
+    sample: SampleConfig  # the run's sample section; the defaults for a save_pretrained folder
+    source: Path  # the checkpoint file read, or the save_pretrained folder; named in errors
+    device: str | torch.device  # where the sampler is, and where `critic` puts D
+    state: dict[str, Any] | None  # the checkpoint as read (None: a save_pretrained folder, which keeps no D)
+
+    def critic(self) -> nn.Module:
+        """The run's discriminator "D", built from the checkpoint already read (as `load_critic` builds it)."""
+        if self.state is None:
+            raise _no_critic(self.source)
+        return critic_from_state(self.state, self.source, device=self.device)
+
+
+def load_for_sampling(path: str | Path, *, device: str | torch.device = "cpu",
+                      use_ema: bool = True) -> LoadedForSampling:
+    """`load_sampler`, the run's `sample` section and (`.critic()`) its D, reading the checkpoint once."""
     path = Path(path)
     if path.is_dir() and (path / PRETRAINED_CONFIG).exists():
-        return _load_pretrained(path, device=device), SampleConfig()
+        return LoadedForSampling(_load_pretrained(path, device=device), SampleConfig(), path, device, None)
     state, source = load_checkpoint(path), resolve_checkpoint(path)
     cfg, _, _, _ = _stored_model(state, source)
-    return sampler_from_state(state, source, device=device, use_ema=use_ema), cfg.sample
+    sampler = sampler_from_state(state, source, device=device, use_ema=use_ema)
+    return LoadedForSampling(sampler, cfg.sample, source, device, state)
 
 
 def critic_guided_samples(sampler, critic: nn.Module, num: int, *, best_of: int = 1, refine_steps: int = 0,
