@@ -71,3 +71,18 @@ def _flat(tree, prefix: str = "") -> dict:
             out.update(_flat(v, f"{prefix}{i}."))
         return out
     return {prefix.rstrip("."): tree}
+
+
+@pytest.fixture
+def small_mnist_classifier():
+    """A briefly trained MNIST classifier installed as the cached one, so a class metric does not train the full one."""
+    from ganforge.metrics.domain import classifier_path, save_classifier, set_feature_scale, train_classifier
+    from ganforge.metrics.sources import resolve_real
+
+    train_set = resolve_real("mnist:train", data_root=SHARED_DATA, download=False, limit=3000)
+    model = train_classifier(train_set.data, train_set.labels, epochs=1.0, seed=0)
+    set_feature_scale(model, train_set.data)
+    path = classifier_path("mnist")
+    save_classifier(model, path, {"dataset": "mnist", "note": "test"})
+    yield model
+    path.unlink(missing_ok=True)

@@ -11,7 +11,6 @@ from ganforge.config import DataConfig, config_from_dict
 from ganforge.data import load_dataset
 from ganforge.data.stacked_mnist import STACKED_SIZE, stack_digits
 from ganforge.errors import ConfigError
-from ganforge.metrics.domain import classifier_path, save_classifier, set_feature_scale, train_classifier
 from ganforge.metrics.evaluate import evaluate
 from ganforge.saved import evaluate_checkpoint
 from ganforge.train.trainer import train
@@ -48,20 +47,6 @@ def test_stacked_mnist_is_deterministic_from_its_seed():
     assert STACKED_SIZE == 128_000
     with pytest.raises(ConfigError, match="3 channels"):
         load_dataset(_data(limit=10, channels=1))
-
-
-@pytest.fixture
-def small_mnist_classifier():
-    """A briefly trained MNIST classifier installed as the cached one, so the metric does not train the full one."""
-    from ganforge.metrics.sources import resolve_real
-
-    train_set = resolve_real("mnist:train", data_root=SHARED_DATA, download=False, limit=3000)
-    model = train_classifier(train_set.data, train_set.labels, epochs=1.0, seed=0)
-    set_feature_scale(model, train_set.data)
-    path = classifier_path("mnist")
-    save_classifier(model, path, {"dataset": "mnist", "note": "test"})
-    yield model
-    path.unlink(missing_ok=True)
 
 
 @needs_mnist

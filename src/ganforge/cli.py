@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score generated samples: FID, KID, precision/recall, modes, ...",
                        description="Score a run's generator (RUN_OR_CHECKPOINT) or a set of samples (--fake) "
                        "against real data. Metrics: fid, kid, is, precision, recall (pr), density, coverage (dc), "
-                       "modes (2D toy data), stacked_mnist, gan_test, cas.")
+                       "modes (2D toy data), stacked_mnist, classes (class mix vs the data's), gan_test, cas.")
     p.add_argument("checkpoint", nargs="?", help="a run directory or checkpoint file to sample from")
     p.add_argument("--fake", help="generated samples instead: an .npz (`generate --format npz`) or image folder")
     p.add_argument("--real", help="real data: a dataset (mnist, mnist:test, ring, ...), image folder or .npz; "

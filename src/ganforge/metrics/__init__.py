@@ -8,8 +8,9 @@ package registers every metric in METRICS.
 from __future__ import annotations
 
 # Importing the metric modules registers them in METRICS.
-from ganforge.metrics import accuracy, cas, gan_test, stacked_mnist, toy_modes  # noqa: F401  isort: skip
+from ganforge.metrics import accuracy, cas, class_balance, gan_test, stacked_mnist, toy_modes  # noqa: F401  isort: skip
 from ganforge.metrics.base import METRICS, cache_dir
+from ganforge.metrics.class_balance import class_divergence
 from ganforge.metrics.density_coverage import density_coverage
 from ganforge.metrics.evaluate import EvalContext, evaluate
 from ganforge.metrics.fid import feature_statistics, frechet_distance
@@ -25,6 +26,7 @@ __all__ = [
     "EvalContext",
     "Samples",
     "cache_dir",
+    "class_divergence",
     "density_coverage",
     "evaluate",
     "feature_statistics",

@@ -44,6 +44,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "coverage": ("coverage",),
     "modes": ("modes", "high_quality", "reverse_kl", "mode_spread"),
     "stacked_mnist": ("stacked_modes", "stacked_kl"),
+    "classes": ("class_kl", "class_tv"),  # generated class mix vs the real data's (domain classifier)
     "gan_test": ("gan_test_acc",),
     "cas": ("cas",),
     "accuracy": ("test_accuracy",),  # a classifier's (ssgan's D) accuracy on the test split, during training
@@ -57,7 +58,7 @@ def dataset_class_metrics(names: list[str] | tuple[str, ...] | str) -> list[str]
     """The metrics among `names` (aliases expanded) that need the dataset's classes, sorted."""
     return sorted(DATASET_CLASS_METRICS.intersection(expand_metric_names(names)))
 # Keys where smaller is better (distances, divergences, spreads); for the other keys, but NO_DIRECTION's, larger is.
-LOWER_IS_BETTER = frozenset({"fid", "kid", "kid_std", "is_std", "reverse_kl", "stacked_kl"})
+LOWER_IS_BETTER = frozenset({"fid", "kid", "kid_std", "is_std", "reverse_kl", "stacked_kl", "class_kl", "class_tv"})
 # Keys with no better direction (best near a reference value), so they cannot pick a run's best checkpoint.
 NO_DIRECTION = frozenset({"mode_spread"})  # the data's own ~0.97; lower: samples packed tighter than the data
 # Short names for metrics that are computed together: `--metrics fid,pr` means fid, precision and recall.

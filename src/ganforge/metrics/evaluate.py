@@ -6,6 +6,7 @@ Metric names (see METRICS) and the keys they return:
   modes -> modes, high_quality, reverse_kl, mode_spread  (2D toy data; centres from the ring/grid datasets)
   stacked_mnist -> stacked_modes, stacked_kl         (3-channel stacked MNIST, MNIST classifier per channel)
   gan_test -> gan_test_acc    cas -> cas             (conditional: needs the requested class of each sample)
+  classes -> class_kl, class_tv                      (class mix of the samples vs the real data's; MNIST, Fashion)
 
 Feature metrics use `features="domain"` (the dataset's small CNN: fast on a CPU, MNIST / Fashion-MNIST
 only) or `features="inception"` (the TF FID network, comparable with published numbers, ~5-10 images/s on a
@@ -188,6 +189,16 @@ class EvalContext:
 
         return predict(self._classifier, self.fake.data)
 
+    def real_predictions(self) -> Tensor:
+        """Domain classes of the real images: the real set given, else the domain's test split."""
+        from ganforge.metrics.domain import predict
+
+        real = self.real if self.real is not None and self.real.is_image else self.real_test_set()
+        return predict(self._classifier, real.data)
+
+    def num_domain_classes(self) -> int:
+        return self._classifier.head.out_features
+
     def fake_labels(self) -> Tensor:
         if self.fake.labels is None:
             raise GanforgeError(
@@ -247,7 +258,7 @@ def as_samples(x: Tensor | Samples) -> Samples:
 def evaluate(
     fake: Tensor | Samples,  # uint8 images (N, C, H, W) or float points (N, 2); see also resolve_fake
     # real: the same kind, a spec for resolve_real ("mnist", "mnist:test", DIR), or None for metrics that need
-    # no real data (is, modes, stacked_mnist, gan_test)
+    # no real data (is, modes, stacked_mnist, gan_test; classes: the domain's test split)
     real: Tensor | Samples | str | None,
     metrics: Sequence[str] | str,  # names in METRICS or aliases, e.g. ["fid", "kid"] or "fid,pr"
     *,
