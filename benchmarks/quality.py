@@ -76,8 +76,8 @@ def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict:
 
 
 def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespace, *, inception: bool) -> dict:
-    """Domain FID / precision / recall of --num-domain final samples against the test images, and (`inception`)
-    the Inception FID of the first --num of the same samples."""
+    """Domain FID / precision / recall / class mix (class_tv) of --num-domain final samples against the test
+    images, and (`inception`) the Inception FID of the first --num of the same samples."""
     state, source = load_checkpoint(run_dir), resolve_checkpoint(run_dir)  # read once: G, and D for --best-of
     sampler = sampler_from_state(state, source, device=args.device)
     critic = critic_from_state(state, source, device=args.device) if args.best_of > 1 or args.refine_steps else None
@@ -85,10 +85,11 @@ def final_scores(run_dir: Path, dataset: str, seed: int, args: argparse.Namespac
     num = max(args.num, args.num_domain)
     labels = class_counts(training_class_counts(state, sampler, args), num) if sampler.num_classes else None
     fake = final_samples(sampler, critic, labels, seed, args)
-    domain = evaluate(fake[: args.num_domain], test, ["fid", "precision", "recall"], features="domain",
+    domain = evaluate(fake[: args.num_domain], test, ["fid", "precision", "recall", "classes"], features="domain",
                       device=args.device, data_root=args.data_root, progress=False, seed=seed)
     row = {"domain_fid": round(domain["fid"], 3), "precision": round(domain["precision"], 3),
-           "recall": round(domain["recall"], 3), "num_domain": args.num_domain}
+           "recall": round(domain["recall"], 3), "class_tv": round(domain["class_tv"], 3),
+           "num_domain": args.num_domain}
     if args.best_of > 1:
         row["best_of"] = args.best_of
     if args.refine_steps:
