@@ -33,9 +33,11 @@ def class_shares(classes, num_classes: int) -> np.ndarray:
     return torch.bincount(c, minlength=num_classes).double().numpy() / len(c)
 
 
-def class_divergence(fake_classes, real_classes, num_classes: int) -> tuple[float, float]:
-    """(KL(fake ‖ real), total variation) of the two sets' class histograms."""
-    fake, real = class_shares(fake_classes, num_classes), class_shares(real_classes, num_classes)
+def class_divergence(fake_shares: np.ndarray, real_shares: np.ndarray) -> tuple[float, float]:
+    """(KL(fake ‖ real), total variation) of two class histograms (K,) (see class_shares)."""
+    fake, real = np.asarray(fake_shares, dtype=np.float64), np.asarray(real_shares, dtype=np.float64)
+    if fake.shape != real.shape or fake.ndim != 1:
+        raise ValueError(f"class histograms must be two (K,) arrays, got {fake.shape} and {real.shape}")
     if np.any((fake > 0) & (real == 0)):
         raise ValueError("a class the generated samples have is missing from the real set: KL(fake ‖ real) is infinite")
     kl = xlogy(fake, np.divide(fake, real, out=np.ones_like(fake), where=real > 0)).sum()
@@ -44,6 +46,7 @@ def class_divergence(fake_classes, real_classes, num_classes: int) -> tuple[floa
 
 @METRICS.register("classes")
 def _classes(ctx: EvalContext) -> dict[str, float]:
-    fake = ctx.fake_predictions()
-    kl, tv = class_divergence(fake, ctx.real_predictions(), ctx.num_domain_classes())
+    fake = ctx.fake_predictions()  # first: points are refused before any real set is loaded
+    real = ctx.real_class_shares()
+    kl, tv = class_divergence(class_shares(fake, len(real)), real)
     return {"class_kl": kl, "class_tv": tv}

@@ -174,30 +174,31 @@ class EvalContext:
             raise GanforgeError(f"{what} needs images, not 2D points")
 
     @cached_property
-    def _classifier(self):
+    def _domain_extractor(self) -> nn.Module:
         from ganforge.metrics.domain import load_domain_extractor
 
         self.require_images("a class-based metric")
         if self.features == "domain" and not isinstance(self.extractor, PointsExtractor):
-            return self.extractor.classifier
-        return load_domain_extractor(
-            self.domain_name(), data_root=self.data_root, progress=self.progress
-        ).classifier
+            return self.extractor
+        return load_domain_extractor(self.domain_name(), data_root=self.data_root, progress=self.progress)
+
+    @property
+    def _classifier(self):
+        return self._domain_extractor.classifier
 
     def fake_predictions(self) -> Tensor:
         from ganforge.metrics.domain import predict
 
         return predict(self._classifier, self.fake.data)
 
-    def real_predictions(self) -> Tensor:
-        """Domain classes of the real images: the real set given, else the domain's test split."""
-        from ganforge.metrics.domain import predict
+    def real_class_shares(self) -> np.ndarray:
+        """(K,) domain-class shares of the real images (the real set given, else the domain's test split), cached
+        beside the reference statistics."""
+        from ganforge.metrics.reference import class_shares_for
 
+        extractor = self._domain_extractor  # first: refuses points before a test split is loaded
         real = self.real if self.real is not None and self.real.is_image else self.real_test_set()
-        return predict(self._classifier, real.data)
-
-    def num_domain_classes(self) -> int:
-        return self._classifier.head.out_features
+        return class_shares_for(real, extractor, cache=self.cache)
 
     def fake_labels(self) -> Tensor:
         if self.fake.labels is None:

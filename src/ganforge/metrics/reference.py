@@ -66,49 +66,66 @@ def reference_for(
 
     Sets without a name (raw tensors) are never cached.
     """
-    path = None
+    path = key = None
     if cache and real.name is not None:
         key = reference_key(
             dataset=real.name, split=real.split, extractor=extractor.name, resize=resize, num=len(real)
         )
         path = reference_path(key)
-        loaded = _load(path, key)
+        loaded = _load(path, key, ("features", "mu", "sigma"))
         if loaded is not None:
-            return loaded
+            return Reference(**loaded)
     features = extract(
         extractor, real.data, batch_size=batch_size, device=device, progress=progress, desc="real features"
     )["features"].numpy()
     mu, sigma = feature_statistics(features)
     ref = Reference(features, mu, sigma)
     if path is not None:
-        _save(path, ref, key)
+        _save(path, key, features=ref.features.astype(np.float32), mu=ref.mu, sigma=ref.sigma)
     return ref
 
 
-def _load(path: Path, key: dict) -> Reference | None:
+def class_shares_for(real: Samples, extractor: nn.Module, *, cache: bool = True) -> np.ndarray:
+    """(K,) share of each class of the domain classifier (`extractor`, a DomainExtractor) among the real images:
+    cached as the statistics are (a named set), since classifying 60,000 digits takes ~10 CPU-s per call."""
+    from ganforge.metrics.class_balance import class_shares
+    from ganforge.metrics.domain import predict
+
+    path = key = None
+    if cache and real.name is not None:
+        key = reference_key(dataset=real.name, split=real.split, extractor=extractor.name, resize="none",
+                            num=len(real)) | {"what": "class_shares"}
+        path = reference_path(key)
+        loaded = _load(path, key, ("shares",))
+        if loaded is not None:
+            return loaded["shares"]
+    classifier = extractor.classifier
+    shares = class_shares(predict(classifier, real.data), classifier.head.out_features)
+    if path is not None:
+        _save(path, key, shares=shares)
+    return shares
+
+
+def _load(path: Path, key: dict, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The arrays `names` of a cache file written under `key`; None when missing, foreign or unreadable."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as npz:
             if json.loads(str(npz["key"])) != key:  # a digest collision or a hand-edited file
                 return None
-            return Reference(npz["features"], npz["mu"], npz["sigma"])
+            return {name: npz[name] for name in names}
     except (OSError, ValueError, KeyError):  # truncated or foreign: recompute and overwrite
         return None
 
 
-def _save(path: Path, ref: Reference, key: dict) -> None:
+def _save(path: Path, key: dict, **arrays: np.ndarray) -> None:
+    """Write the arrays and their key atomically (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                features=ref.features.astype(np.float32),
-                mu=ref.mu,
-                sigma=ref.sigma,
-                key=np.array(json.dumps(key, sort_keys=True)),
-            )
+            np.savez(f, **arrays, key=np.array(json.dumps(key, sort_keys=True)))
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
